@@ -1,0 +1,1 @@
+"""lstmvision library: data, image maths, models, training, tracking and reports (no DVC here)."""

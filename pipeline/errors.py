@@ -1,0 +1,33 @@
+"""Failures the user can act on. Each carries a one-line message; the CLI prints it and exits."""
+
+
+class LstmvisionError(RuntimeError):
+    """Base of the errors below: exit code 1 unless the class says otherwise."""
+
+    exit_code = 1
+
+
+class ParamsError(LstmvisionError, ValueError):
+    """params.yaml (or a command-line argument) is unusable."""
+
+    exit_code = 2
+
+
+class SourceError(LstmvisionError):
+    """A dataset could not be made available."""
+
+
+class FetchError(LstmvisionError):
+    """A download or extraction was refused."""
+
+
+class ImageError(LstmvisionError, ValueError):
+    """An image file that cannot be used; the message names the file."""
+
+
+class TrackingError(LstmvisionError):
+    """The MLflow tracking store cannot be used."""
+
+
+class DivergenceError(LstmvisionError):
+    """The training loss became NaN or infinite."""

@@ -1,0 +1,86 @@
+"""Reading images into tensors and the crops the SR protocol needs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+def to_8bit_array(img: Image.Image) -> np.ndarray:
+    """uint8 array (H, W) for grayscale or (H, W, 3) for colour, from any PIL mode."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        return np.round(arr / peak * 255).clip(0, 255).astype(np.uint8)
+    if img.mode in ("L", "1"):
+        return np.asarray(img.convert("L"))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite on black: a transparent pixel carries no colour to super-resolve.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """Image as float64 (C, H, W) in [0, 1]; C is 1 for grayscale, 3 otherwise.
+
+    Colour images whose three channels are identical stay colour: the protocol
+    takes their Y, which is what published tables do for such files.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = to_8bit_array(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageError(f"{path}: not a readable image ({exc})") from exc
+    tensor = torch.from_numpy(arr.astype(np.float64) / 255.0)
+    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def save_image(tensor: torch.Tensor, path: Path) -> None:
+    """Save (C, H, W) in [0, 1] as an 8-bit PNG."""
+    arr = (tensor.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    Image.fromarray(arr).save(path)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_folder(folder: Path, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
+    """Every readable image in ``folder`` at least ``min_size`` pixels on each side.
+
+    Unreadable or too-small files are skipped with a warning naming them, so one
+    bad file does not stop an evaluation or a patch extraction.
+    """
+    images = []
+    for path in list_images(folder):
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        if min(image.shape[-2:]) < min_size:
+            log.warning("skipping %s: %dx%d is smaller than %d pixels", path, *image.shape[-2:], min_size)
+            continue
+        images.append((path.stem, image))
+    return images
+
+
+def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Crop the bottom/right so both sides are multiples of ``scale``."""
+    h, w = image.shape[-2:]
+    return image[..., : h - h % scale, : w - w % scale]

@@ -1,0 +1,53 @@
+"""Architecture registry: a name in params.yaml -> the nn.Module that builds it.
+
+An explicit dict (no import-time scanning): adding an architecture is one
+entry here; adding a variant of an existing one is a params.yaml entry.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from pipeline.models.classifiers import CNNLSTM, CRNN, RecurrentClassifier, StackedLSTM
+from pipeline.models.sr import SRNet
+
+SEQUENCE_VIEWS = ("rows", "pixels", "permuted")
+
+
+@dataclass(frozen=True)
+class Arch:
+    cls: type[nn.Module]
+    task: str
+    views: tuple[str, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)  # constructor args the arch pins
+
+    @property
+    def supplied(self) -> set[str]:
+        """Constructor args the pipeline fills in from the data, not from params."""
+        data_args = {"input_size", "num_classes", "image_size"} if self.task == "classification" else {"scale", "channels"}
+        return data_args | set(self.fixed)
+
+
+ARCHITECTURES: dict[str, Arch] = {
+    "recurrent": Arch(RecurrentClassifier, "classification", SEQUENCE_VIEWS),
+    "stacked_lstm": Arch(StackedLSTM, "classification", SEQUENCE_VIEWS),
+    "cnn_lstm": Arch(CNNLSTM, "classification", ("image",)),
+    "crnn": Arch(CRNN, "classification", ("image",)),
+    "lsrcnn": Arch(SRNet, "sr", fixed={"body": "lstm"}),
+    "cnn_sr": Arch(SRNet, "sr", fixed={"body": "conv"}),
+}
+
+
+def build(arch: str, data_args: dict[str, Any], options: dict[str, Any]) -> nn.Module:
+    spec = ARCHITECTURES[arch]
+    accepted = inspect.signature(spec.cls).parameters
+    kwargs = {k: v for k, v in data_args.items() if k in spec.supplied and k in accepted}
+    return spec.cls(**kwargs, **spec.fixed, **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,43 @@
+"""The `lstmvision` command: every DVC stage and the user tools, one typer app.
+
+Only the module of the command being run is imported (torch, Lightning and
+MLflow take seconds to import, and DVC starts a process per stage); the help
+listing imports them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+COMMANDS = {
+    "download": ("stages.download", "download"),
+    "split": ("stages.prepare", "split"),
+    "patches": ("stages.prepare", "patches"),
+    "train": ("stages.train", "train_cmd"),
+    "evaluate": ("stages.evaluate", "evaluate_cmd"),
+    "report": ("stages.report", "report"),
+    "profile": ("stages.profile", "profile"),
+    "benchmark-sr": ("stages.tools", "benchmark_sr"),
+    "fetch": ("stages.tools", "fetch_cmd"),
+}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def root() -> None:
+        """Recurrent networks on images: the stages dvc.yaml runs, and tools."""
+
+    for name, (module, attr) in COMMANDS.items():
+        if only in (None, name):
+            app.command(name)(getattr(importlib.import_module(module), attr))
+    return app
+
+
+def main() -> None:
+    wanted = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in COMMANDS else None
+    build_app(wanted)()

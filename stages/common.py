@@ -1,0 +1,55 @@
+"""What every command shares: params loading, paths, and one-line errors with exit codes.
+
+Exit codes: 2 for bad params or arguments, 1 for any other refusal (data,
+download, tracking, divergence); the message is one line on stderr. Stage
+modules import heavy libraries inside their commands so `lstmvision --help`
+and light stages start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from pipeline.config import Params, load_params
+from pipeline.errors import LstmvisionError, ParamsError
+
+ROOT = Path.cwd()
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+MODELS = Path("models")
+METRICS = Path("metrics")
+EVAL = Path("eval")
+PLOTS = Path("plots")
+REPORTS = Path("reports")
+WORK = Path(".lstmvision/work")
+
+
+class UsageError(ParamsError):
+    """A bad command-line argument; exit code 2."""
+
+
+def params() -> Params:
+    return load_params(ROOT / "params.yaml")
+
+
+def command(fn):
+    """Run a stage body, turning known failures into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
+        try:
+            return fn(*args, **kwargs)
+        except LstmvisionError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except FileNotFoundError as exc:
+            typer.echo(f"error: {exc.filename or exc}: not found (has the stage before this one run?)", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper

@@ -1,0 +1,68 @@
+"""report: metrics, runs and curves -> reports/report.md (+ figures) and metrics/summary.json."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.atomic import atomic_dir, write_json
+from pipeline.images import load_image
+from pipeline.report import (CLS_REFERENCE, SR_REFERENCE, classification_table, markdown, plot_crops,
+                             plot_curves, plot_quality_vs_params, sr_table)
+from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, command, params
+
+
+def _curves(names: list[str]) -> dict[str, pd.DataFrame]:
+    return {n: pd.read_csv(PLOTS / "train" / f"{n}.csv") for n in names}
+
+
+@command
+def report() -> None:
+    """Write the leaderboard report of every enabled variant."""
+    p = params()
+    cls_names, sr_names = p.run.classification, p.run.sr
+    cls = classification_table(cls_names, MODELS, EVAL)
+    sr = sr_table(sr_names, MODELS, EVAL)
+    scale = p.data.sr.scales[0]
+    with atomic_dir(REPORTS) as out:
+        fig = out / "figures"
+        fig.mkdir()
+        plot_curves(_curves(cls_names), "val_acc", fig / "classification_curves.png")
+        plot_curves(_curves(sr_names), "val_psnr", fig / "sr_curves.png")
+        plot_quality_vs_params(cls, "accuracy", fig / "classification_quality_vs_params.png")
+        held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
+        plot_quality_vs_params(held_out, "psnr", fig / "sr_quality_vs_params.png")
+        sample = sorted((EVAL / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
+        truth = next(q for q in (RAW / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
+        panels = [(n, load_image(EVAL / n / sample.name)) for n in [SR_REFERENCE, *sr_names]]
+        plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
+        text = f"""# lstmvision report
+
+## Classification ({p.data.classification.source}, test split)
+
+Accuracy on the held-out test split; `vs_{CLS_REFERENCE}` is the difference to the row LSTM.
+Throughput is test-set inference on this machine.
+
+{markdown(cls)}
+
+![validation curves](figures/classification_curves.png)
+![accuracy vs parameters](figures/classification_quality_vs_params.png)
+
+## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
+
+PSNR/SSIM under the published protocol: MATLAB-bicubic degradation, 8-bit output,
+Y of BT.601 YCbCr, `scale` pixels cropped from each border. `psnr_vs_{SR_REFERENCE}`
+is the gain over bicubic on the same set and scale.
+
+{markdown(sr)}
+
+![validation curves](figures/sr_curves.png)
+![PSNR vs parameters](figures/sr_quality_vs_params.png)
+
+Centre crop of `{truth.name}` at x{scale}:
+
+![crops](figures/sr_crops.png)
+"""
+        (out / "report.md").write_text(text)
+    write_json(METRICS / "summary.json", {"classification": cls.to_dict(orient="records"),
+                                          "sr": sr.to_dict(orient="records")})
+    print(f"wrote {REPORTS / 'report.md'}")

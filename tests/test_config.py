@@ -1,0 +1,67 @@
+import copy
+
+import pytest
+import yaml
+
+from pipeline.config import flatten, load_params, parse_params
+from pipeline.errors import ParamsError
+from tests.conftest import ROOT, run_cli
+
+BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _with(path: str, value):
+    raw = copy.deepcopy(BASE)
+    node = raw
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return raw
+
+
+def test_committed_params_are_valid():
+    p = load_params(ROOT / "params.yaml")
+    assert p.run.classification and p.run.sr
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    ("seed", "abc", "seed: Input should be a valid integer"),
+    ("data.sr.scales", [5], "data.sr.scales: 5 is not one of 2, 3, 4"),
+    ("data.sr.patch_size", 33, "not a multiple of scale 2"),
+    ("data.classification.val_fraction", 0.9, "data.classification.val_fraction: Input should be less than 0.5"),
+    ("data.sr.bogus", 1, "data.sr.bogus: Extra inputs are not permitted"),
+    ("run.sr", ["nosuch"], "run.sr: 'nosuch' is not a key of variants"),
+    ("run.sr", ["lstm_row"], "run.sr: 'lstm_row' has classification architecture"),
+    ("variants.lstm_row.model.hiden", 3, "variants.lstm_row.model.hiden: unknown option"),
+    ("variants.lstm_row.model.hidden", "big", "variants.lstm_row.model.hidden: expected int"),
+    ("variants.lstm_row.arch", "transformer", "variants.lstm_row.arch: unknown 'transformer'"),
+    ("variants.lstm_row.optim.lr", -1, "variants.lstm_row.optim.lr: Input should be greater than or equal to 0"),
+    ("tracking.on_unreachable", "ignore", "tracking.on_unreachable"),
+])
+def test_bad_values_name_the_key(path, value, needle):
+    with pytest.raises(ParamsError) as err:
+        parse_params(_with(path, value))
+    message = str(err.value)
+    assert needle in message and "\n" not in message
+
+
+def test_cli_exits_2_before_touching_outputs(project):
+    (project / "data" / "raw").mkdir(parents=True)
+    marker = project / "data" / "raw" / "keep.txt"
+    marker.write_text("precious")
+    (project / "params.yaml").write_text(yaml.safe_dump(_with("data.sr.scales", [7])))
+    proc = run_cli(["download"], cwd=project)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: params.yaml: data.sr.scales: 7 is not one of 2, 3, 4"
+    assert marker.read_text() == "precious"
+
+
+def test_broken_yaml_is_one_line(project):
+    (project / "params.yaml").write_text("seed: [1,\n")
+    proc = run_cli(["split"], cwd=project)
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}

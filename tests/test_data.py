@@ -1,0 +1,136 @@
+"""Sources (embedded, mirror, URL), image loading edge cases, and patch extraction."""
+
+import hashlib
+import io
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.config import UrlSource
+from pipeline.errors import ImageError, SourceError
+from pipeline.images import load_folder, load_image
+from pipeline.patches import extract_dataset, extract_pairs, to_y8
+from pipeline.resize import imresize
+from pipeline.sources import MIRROR_SETS, materialize
+from tests.conftest import MIRROR
+from tests.httpserver import FileServer
+
+
+def test_embedded_mnist(tmp_path):
+    assert materialize("mnist_embedded", tmp_path, None, {}) == "embedded"
+    with np.load(tmp_path / "arrays.npz") as z:
+        assert z["x"].shape == (5000, 28, 28) and z["x"].dtype == np.uint8
+        assert np.bincount(z["y"]).tolist() == [500] * 10
+
+
+def test_embedded_images_are_disjoint(tmp_path):
+    for name, folder in (("skimage_train", "a"), ("skimage_test", "b")):
+        (tmp_path / folder).mkdir()
+        materialize(name, tmp_path / folder, None, {})
+    train = {p.name for p in (tmp_path / "a").iterdir()}
+    test = {p.name for p in (tmp_path / "b").iterdir()}
+    assert train and test and not train & test
+
+
+def _fake_mirror(root, files):
+    folder = root / MIRROR_SETS["set5"].folder
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.skipif(not (MIRROR / "Set5").is_dir(), reason="no local mirror")
+def test_mirror_files_are_verified(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert materialize("set5", out, MIRROR, {}).startswith("mirror:")
+    assert sorted(p.name for p in out.iterdir()) == sorted(MIRROR_SETS["set5"].checksums)
+
+
+def test_corrupt_mirror_is_refused(tmp_path):
+    _fake_mirror(tmp_path / "mirror", {name: b"garbage" for name in MIRROR_SETS["set5"].checksums})
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SourceError, match="does not match its recorded sha256"):
+        materialize("set5", out, tmp_path / "mirror", {})
+    assert list(out.iterdir()) == []
+
+
+def test_missing_everything_says_what_to_do(tmp_path):
+    with pytest.raises(SourceError, match="no mirror configured and no URL source"):
+        materialize("set14", tmp_path, None, {})
+
+
+def test_url_source_over_http(tmp_path):
+    buf = io.BytesIO()
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(png, format="PNG")
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("bundle/HR/img.png")
+        info.size = len(png.getvalue())
+        tar.addfile(info, io.BytesIO(png.getvalue()))
+    blob = buf.getvalue()
+    with FileServer() as server:
+        server.files["/set.tgz"] = blob
+        source = UrlSource(url=f"{server.url}/set.tgz", sha256=hashlib.sha256(blob).hexdigest(), subdir="bundle/HR")
+        origin = materialize("set14", tmp_path, None, {"set14": source})
+    assert origin.startswith("url:") and [p.name for p in tmp_path.iterdir()] == ["img.png"]
+
+
+@pytest.mark.parametrize("mode,expect_channels", [("L", 1), ("RGB", 3), ("RGBA", 3), ("P", 3), ("I;16", 1)])
+def test_image_modes_are_converted(tmp_path, mode, expect_channels):
+    path = tmp_path / "x.png"
+    if mode == "I;16":
+        Image.fromarray(np.full((8, 9), 65535, np.uint16)).save(path)
+    else:
+        Image.new(mode, (9, 8)).save(path)
+    img = load_image(path)
+    assert img.shape == (expect_channels, 8, 9) and 0 <= img.min() and img.max() <= 1
+    if mode == "I;16":
+        assert img.max() == 1
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    path = tmp_path / "r.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 on display
+    Image.new("RGB", (20, 10)).save(path, exif=exif)
+    assert load_image(path).shape == (3, 20, 10)
+
+
+def test_bad_files_are_skipped_with_warning(tmp_path, caplog):
+    Image.new("RGB", (64, 64)).save(tmp_path / "good.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
+    (tmp_path / "text.png").write_text("not an image")
+    full = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(full, format="PNG")
+    (tmp_path / "truncated.png").write_bytes(full.getvalue()[:60])
+    images = load_folder(tmp_path, min_size=32)
+    assert [name for name, _ in images] == ["good"]
+    warned = caplog.text
+    assert "text.png" in warned and "truncated.png" in warned and "tiny.png" in warned
+    with pytest.raises(ImageError, match="text.png"):
+        load_image(tmp_path / "text.png")
+
+
+def test_patches_are_aligned_and_deterministic():
+    img = torch.rand(3, 70, 66, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lr, hr = extract_pairs(img, 2, 16, 8, augment=False)
+    assert lr.shape[1:] == (1, 8, 8) and hr.shape[1:] == (1, 16, 16) and len(lr) == len(hr)
+    full_lr = to_y8(imresize(img[:, :70, :66], 0.5, quantize=True)).to(torch.uint8).numpy()
+    assert np.array_equal(lr[0, 0], full_lr[:8, :8])
+    assert np.array_equal(lr[1, 0], full_lr[:8, 4:12])
+    lr_aug, _ = extract_pairs(img, 2, 16, 8, augment=True)
+    assert len(lr_aug) == 8 * len(lr)
+    a = extract_dataset([("a", img)], 2, 16, 8, True, 50, seed=1)
+    b = extract_dataset([("a", img)], 2, 16, 8, True, 50, seed=1)
+    assert len(a[0]) == 50 and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_image_smaller_than_patch_gives_no_patches():
+    lr, hr = extract_pairs(torch.rand(3, 10, 10, dtype=torch.float64), 2, 16, 8, augment=False)
+    assert lr.shape == (0, 1, 8, 8) and hr.shape == (0, 1, 16, 16)

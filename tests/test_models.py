@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+
+from pipeline.models import ARCHITECTURES, build, count_parameters
+from pipeline.models.lstm_gates import GateLSTM
+from pipeline.models.sr import bicubic_upscale
+from pipeline.resize import imresize
+
+CLS_INPUTS = {"rows": (4, 28, 28), "pixels": (4, 49, 1), "permuted": (4, 49, 1), "image": (4, 1, 28, 28)}
+
+
+@pytest.mark.parametrize("arch", [a for a, s in ARCHITECTURES.items() if s.task == "classification"])
+def test_classifiers_produce_logits(arch):
+    spec = ARCHITECTURES[arch]
+    for view in spec.views:
+        shape = CLS_INPUTS[view]
+        net = build(arch, {"input_size": shape[-1], "num_classes": 10, "image_size": 28}, {})
+        assert net(torch.rand(shape)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "gates"])
+def test_recurrent_cells(cell):
+    net = build("recurrent", {"input_size": 28, "num_classes": 10}, {"cell": cell, "hidden": 16})
+    assert net(torch.rand(2, 28, 28)).shape == (2, 10)
+
+
+def test_bidirectional_uses_both_ends():
+    net = build("recurrent", {"input_size": 8, "num_classes": 3}, {"bidirectional": True, "hidden": 5})
+    assert net.head.in_features == 10 and net(torch.rand(2, 6, 8)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("arch,attention", [("lsrcnn", "none"), ("lsrcnn", "channel"), ("lsrcnn", "spatial"),
+                                            ("lsrcnn", "mixed"), ("cnn_sr", "none")])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_sr_nets_upscale(arch, attention, scale):
+    net = build(arch, {"scale": scale, "channels": 1}, {"features": 8, "hidden": 8, "attention": attention})
+    assert net(torch.rand(2, 1, 7, 9)).shape == (2, 1, 7 * scale, 9 * scale)
+
+
+def test_untrained_decoder_at_zero_is_exactly_bicubic():
+    net = build("lsrcnn", {"scale": 2, "channels": 1}, {"features": 8, "hidden": 8})
+    for p in net.decoder.parameters():
+        nn.init.zeros_(p)
+    x = torch.rand(1, 1, 10, 12, dtype=torch.float64)
+    assert torch.allclose(net.double()(x), imresize(x, 2))
+    assert torch.allclose(bicubic_upscale(x, 3), imresize(x, 3))
+
+
+def test_lstm_and_conv_ablation_have_comparable_size():
+    lstm = count_parameters(build("lsrcnn", {"scale": 2, "channels": 1}, {"features": 32, "hidden": 32}))
+    conv = count_parameters(build("cnn_sr", {"scale": 2, "channels": 1}, {"features": 32, "hidden": 32}))
+    assert 0.5 < conv / lstm < 2
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gate_lstm_equals_torch_lstm(layers):
+    """Same weights -> same outputs, states and gradients (float64, 1e-5)."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(7, 11, num_layers=layers, batch_first=True).double()
+    ours = GateLSTM(7, 11, num_layers=layers).double()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 9, 7, dtype=torch.float64)
+    h0 = torch.randn(layers, 3, 11, dtype=torch.float64)
+    c0 = torch.randn(layers, 3, 11, dtype=torch.float64)
+    x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_r, (h_r, c_r) = ref(x_ref, (h0, c0))
+    out_o, (h_o, c_o) = ours(x_ours, (h0, c0))
+    for a, b in ((out_r, out_o), (h_r, h_o), (c_r, c_o)):
+        assert torch.allclose(a, b, atol=1e-5)
+    weights = torch.randn_like(out_r)
+    (out_r * weights).sum().backward()
+    (out_o * weights).sum().backward()
+    assert torch.allclose(x_ref.grad, x_ours.grad, atol=1e-5)
+    for name, p in ref.named_parameters():
+        assert torch.allclose(p.grad, dict(ours.named_parameters())[name].grad, atol=1e-5), name

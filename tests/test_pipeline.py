@@ -1,0 +1,134 @@
+"""End to end on a copy of the project: real `dvc repro`, a real `mlflow server`, real processes killed."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import yaml
+
+from stages.profile import apply_profile
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _set(project, **updates):
+    """Update params.yaml in the copy: keys are dotted paths."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in updates.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _dvc(project, *args, timeout=600):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny(project):
+    apply_profile(project, "tiny")
+    return project
+
+
+def test_dvc_repro_from_scratch_to_report(tiny):
+    proc = _dvc(tiny, "repro")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/lstm_row/model.pt",
+                "models/lsrcnn/x2/model.pt", "reports/report.md", "reports/figures/sr_crops.png",
+                "plots/train/lstm_row.csv", "metrics/summary.json"):
+        assert (tiny / out).exists(), out
+    acc = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]["accuracy"]
+    assert acc > 0.5  # chance is 0.1
+    model = json.loads((tiny / "metrics/lsrcnn.json").read_text())["test"]["skimage_test"]["x2"]
+    bicubic = json.loads((tiny / "metrics/bicubic.json").read_text())["test"]["skimage_test"]["x2"]
+    assert model["psnr"] > bicubic["psnr"]
+    report = (tiny / "reports/report.md").read_text()
+    assert "lstm_row" in report and "lsrcnn" in report and "bicubic" in report
+
+    shown = _dvc(tiny, "metrics", "show", "--json")
+    assert shown.returncode == 0 and "test.accuracy" not in shown.stderr
+    assert json.loads(shown.stdout)  # DVC reads our metric files with no custom code
+
+    # Nothing changed: nothing runs. One variant's knob changed: only its train/evaluate and the report.
+    again = _dvc(tiny, "repro")
+    assert "Running stage" not in again.stdout, again.stdout
+    _set(tiny, **{"variants.lstm_row.optim.epochs": 1})
+    status = _dvc(tiny, "status", "--json")
+    changed = set(json.loads(status.stdout))
+    assert changed == {"train_classification@lstm_row"}, changed
+
+
+def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(0.5)
+        for stage in ("download", "split"):
+            assert run_cli([stage], cwd=tiny).returncode == 0
+        proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": uri})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        run_id = json.loads((tiny / "models/lstm_row/runs.json").read_text())[0]["run_id"]
+
+        client = mlflow.MlflowClient(uri)
+        run = client.get_run(run_id)
+        assert run.info.run_name == "lstm_row" and run.info.status == "FINISHED"
+        assert run.data.tags["variant"] == "lstm_row" and "git_commit" in run.data.tags
+        assert run.data.params["variants.lstm_row.model.hidden"] == "32"
+        assert len(client.get_metric_history(run_id, "val_acc")) == 2  # one per epoch
+        assert {a.path for a in client.list_artifacts(run_id)} >= {"model.pt", "model.json"}
+        assert client.get_experiment(run.info.experiment_id).name == "classification"
+
+        ev = run_cli(["evaluate", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": uri})
+        assert ev.returncode == 0, ev.stderr[-2000:]
+        assert "test_accuracy" in client.get_run(run_id).data.metrics
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_unreachable_server_fails_fast_or_falls_back(tiny):
+    assert run_cli(["download"], cwd=tiny).returncode == 0
+    assert run_cli(["split"], cwd=tiny).returncode == 0
+    closed = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
+    assert proc.returncode == 1 and time.monotonic() - started < 60
+    assert proc.stderr.strip().startswith("error: MLflow server") and proc.stderr.strip().count("\n") == 0
+    assert not (tiny / "models").exists()
+
+    _set(tiny, **{"tracking.on_unreachable": "local"})
+    proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tiny / "mlflow.db").exists() and "unreachable" in proc.stderr
