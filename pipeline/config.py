@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
-from pipeline.errors import ParamsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from pipeline.errors import ParamsError
 
 
 class Strict(BaseModel):
@@ -37,7 +38,7 @@ class ClassificationData(Strict):
     source: str = "mnist_embedded"
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
-    limit: Optional[int] = Field(None, gt=0)  # cap on training samples, for tiny profiles
+    limit: int | None = Field(None, gt=0)  # cap on training samples, for tiny profiles
 
 
 class SRData(Strict):
@@ -49,7 +50,7 @@ class SRData(Strict):
     stride: int = Field(24, ge=1)
     augment: bool = True  # the 8 flips/rotations of each patch
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
-    max_patches: Optional[int] = Field(None, gt=0)
+    max_patches: int | None = Field(None, gt=0)
 
     @field_validator("scales")
     @classmethod
@@ -69,7 +70,7 @@ class SRData(Strict):
 
 
 class Data(Strict):
-    mirror: Optional[str] = None  # LSTMVISION_MIRROR overrides
+    mirror: str | None = None  # LSTMVISION_MIRROR overrides
     sources: dict[str, UrlSource] = {}  # extra or overriding URL sources by dataset name
     classification: ClassificationData = ClassificationData()
     sr: SRData = SRData()
@@ -90,7 +91,7 @@ class Optim(Strict):
     lr: float = Field(ge=0)
     batch_size: int = Field(ge=1)
     weight_decay: float = Field(0.0, ge=0)
-    max_steps_per_epoch: Optional[int] = Field(None, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
 
 
 class Variant(Strict):
@@ -134,6 +135,12 @@ class Params(Strict):
         return {n: self.variants[n] for n in getattr(self.run, task)}
 
 
+def task_of(variant: Variant) -> str:
+    from pipeline.models import ARCHITECTURES
+
+    return ARCHITECTURES[variant.arch].task
+
+
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
     path = ".".join(str(p) for p in err["loc"])
@@ -146,28 +153,30 @@ def check_arch_options(params: Params) -> None:
     """Each variant's ``model`` options must be keyword arguments of its architecture."""
     from pipeline.models import ARCHITECTURES
 
+    def bad(where: str, what: str) -> ParamsError:
+        return ParamsError(f"params.yaml: {where}: {what}")
+
     for name, variant in params.variants.items():
         where = f"variants.{name}"
         if variant.arch not in ARCHITECTURES:
-            raise ParamsError(
-                f"params.yaml: {where}.arch: unknown '{variant.arch}', expected one of {', '.join(sorted(ARCHITECTURES))}"
-            )
+            raise bad(f"{where}.arch", f"unknown '{variant.arch}', expected one of {', '.join(sorted(ARCHITECTURES))}")
         arch = ARCHITECTURES[variant.arch]
         for task in ("classification", "sr"):
             if name in getattr(params.run, task) and arch.task != task:
-                raise ParamsError(f"params.yaml: run.{task}: '{name}' has {arch.task} architecture '{variant.arch}'")
+                raise bad(f"run.{task}", f"'{name}' has {arch.task} architecture '{variant.arch}'")
         if arch.task == "classification" and variant.view not in arch.views:
-            raise ParamsError(f"params.yaml: {where}.view: '{variant.view}' not supported by {variant.arch}, expected one of {', '.join(arch.views)}")
-        accepted = {
-            p.name: p for p in inspect.signature(arch.cls).parameters.values() if p.name not in arch.supplied
-        }
+            raise bad(f"{where}.view", f"'{variant.view}' not supported by {variant.arch}, "
+                                       f"expected one of {', '.join(arch.views)}")
+        signature = inspect.signature(arch.cls).parameters.values()
+        accepted = {p.name: p for p in signature if p.name not in arch.supplied}
         for key, value in variant.model.items():
             if key not in accepted:
-                raise ParamsError(f"params.yaml: {where}.model.{key}: unknown option, expected one of {', '.join(accepted)}")
+                raise bad(f"{where}.model.{key}", f"unknown option, expected one of {', '.join(accepted)}")
             default = accepted[key].default
-            if default is not inspect.Parameter.empty and default is not None and type(value) is not type(default):
-                if not (isinstance(default, float) and isinstance(value, int)):
-                    raise ParamsError(f"params.yaml: {where}.model.{key}: expected {type(default).__name__}, got {value!r}")
+            typed = default not in (inspect.Parameter.empty, None)
+            int_for_float = isinstance(default, float) and isinstance(value, int)
+            if typed and type(value) is not type(default) and not int_for_float:
+                raise bad(f"{where}.model.{key}", f"expected {type(default).__name__}, got {value!r}")
 
 
 def parse_params(raw: Any) -> Params:

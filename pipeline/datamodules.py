@@ -1,9 +1,4 @@
-"""Lightning DataModules: where the batches come from, and in which sequence view.
-
-Prepared data (written by the split and patches stages):
-  classification: <dir>/{train,val,test}.npz with x uint8 (N, H, W), y int64 (N)
-  super-resolution: <dir>/x<scale>/{lr,hr}.npy uint8 (N, 1, p, p), memory-mapped
-"""
+"""Lightning DataModules: where the batches come from, in the view each variant reads."""
 
 from __future__ import annotations
 
@@ -11,45 +6,9 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader
 
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same batches.
-
-    Lightning calls ``set_epoch`` on samplers that have it before every epoch.
-    """
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def sequence_view(x: torch.Tensor, view: str, perm: torch.Tensor | None = None) -> torch.Tensor:
-    """Images (N, H, W) as the model reads them: rows (N, H, W), pixels or permuted (N, H*W, 1), image (N, 1, H, W)."""
-    if view == "rows":
-        return x
-    if view == "pixels":
-        return x.flatten(1)[..., None]
-    if view == "permuted":
-        return x.flatten(1)[:, perm][..., None]
-    if view == "image":
-        return x[:, None]
-    raise ValueError(f"unknown view {view!r}")
-
-
-def pixel_permutation(n: int, seed: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+from pipeline.datasets import EpochShuffle, PatchDataset, classification_shape, load_classification
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -57,32 +16,13 @@ class ClassificationDataModule(L.LightningDataModule):
         super().__init__()
         self.data_dir, self.view, self.batch_size = Path(data_dir), view, batch_size
         self.seed, self.num_workers = seed, num_workers
-        self.splits: dict[str, TensorDataset] = {}
-
-    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        with np.load(self.data_dir / f"{split}.npz") as z:
-            return torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
-
-    @property
-    def image_size(self) -> int:
-        return int(self._load("train")[0].shape[-1])
-
-    @property
-    def num_classes(self) -> int:
-        return int(self._load("train")[1].max()) + 1
 
     def data_args(self) -> dict:
-        h = self.image_size
-        return {"input_size": h if self.view == "rows" else 1, "num_classes": self.num_classes, "image_size": h}
+        side, classes = classification_shape(self.data_dir)
+        return {"input_size": side if self.view == "rows" else 1, "num_classes": classes, "image_size": side}
 
     def setup(self, stage: str | None = None) -> None:
-        x_train, _ = self._load("train")
-        mean, std = x_train.float().mean() / 255, x_train.float().std() / 255
-        perm = pixel_permutation(x_train.shape[1] * x_train.shape[2], self.seed)
-        for split in ("train", "val", "test"):
-            x, y = self._load(split)
-            x = (x.float() / 255 - mean) / std
-            self.splits[split] = TensorDataset(sequence_view(x, self.view, perm), y)
+        self.splits = load_classification(self.data_dir, self.view, self.seed)
 
     def _loader(self, split: str) -> DataLoader:
         ds = self.splits[split]
@@ -97,21 +37,6 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test")
-
-
-class PatchDataset(Dataset):
-    """Memory-mapped uint8 patch pairs, returned as float in [0, 1]."""
-
-    def __init__(self, lr: np.ndarray, hr: np.ndarray, index: np.ndarray):
-        self.lr, self.hr, self.index = lr, hr, index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        j = self.index[i]
-        return (torch.from_numpy(np.array(self.lr[j], dtype=np.float32) / 255),
-                torch.from_numpy(np.array(self.hr[j], dtype=np.float32) / 255))
 
 
 class SRDataModule(L.LightningDataModule):

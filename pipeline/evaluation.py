@@ -9,9 +9,8 @@ and compared with the HR on Y, ``scale`` pixels cropped from each border.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,6 +20,10 @@ from pipeline.metrics import psnr_y, quantize, ssim_y
 from pipeline.resize import imresize
 
 Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -37,14 +37,23 @@ def sha256_of(path: Path) -> str:
 
 
 def _transfer(url: str, part: Path, timeout: float) -> None:
-    """Append the rest of ``url`` to ``part``, asking for a byte range when part is non-empty."""
+    """Append the rest of ``url`` to ``part``, asking for a byte range when part is non-empty.
+
+    A body shorter than the server announced raises ConnectionError, so the
+    caller retries and resumes from the bytes that did arrive.
+    """
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         # A server that ignores Range answers 200 with the whole body: start over.
-        mode = "ab" if have and response.status == 206 else "wb"
-        with open(part, mode) as fh:
+        resumed = bool(have) and response.status == 206
+        length = response.headers.get("Content-Length")
+        expected = (have if resumed else 0) + int(length) if length is not None else None
+        with open(part, "ab" if resumed else "wb") as fh:
             shutil.copyfileobj(response, fh, CHUNK)
+    got = part.stat().st_size
+    if expected is not None and got < expected:
+        raise ConnectionError(f"transfer cut short at {got} of {expected} bytes")
 
 
 def download(url: str, sha256: str, dest: Path, retries: int = 4, backoff: float = 0.5,

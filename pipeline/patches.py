@@ -32,7 +32,8 @@ def to_y8(image: torch.Tensor) -> torch.Tensor:
     return luminance(image).round().clamp(0, 255)
 
 
-def extract_pairs(image: torch.Tensor, scale: int, patch: int, stride: int, augment: bool) -> tuple[np.ndarray, np.ndarray]:
+def extract_pairs(image: torch.Tensor, scale: int, patch: int, stride: int,
+                  augment: bool) -> tuple[np.ndarray, np.ndarray]:
     """Aligned (LR, HR) uint8 Y patches of one HR image (C, H, W) in [0, 1]."""
     hr = modcrop(image, scale)
     if min(hr.shape[-2:]) < patch:

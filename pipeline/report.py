@@ -88,7 +88,7 @@ def plot_quality_vs_params(df: pd.DataFrame, metric: str, path: Path) -> None:
 def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) -> None:
     """Side-by-side centre crops of the same image (bicubic / models / ground truth)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    for ax, (title, image) in zip(axes, panels):
+    for ax, (title, image) in zip(axes, panels, strict=True):
         h, w = image.shape[-2:]
         top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
         crop = image[:, top:top + size, left:left + size].clamp(0, 1)

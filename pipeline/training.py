@@ -21,10 +21,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from pipeline.config import Params, Variant, flatten
+from pipeline.config import Params, Variant, flatten, task_of
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
 from pipeline.lit import module_for
-from pipeline.models import ARCHITECTURES, build, count_parameters
+from pipeline.models import build, count_parameters, save_model
 from pipeline.tracking import Store, ensure_experiment, git_commit
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,6 @@ def run_key(name: str, variant: Variant, params: Params, scale: int | None) -> s
     shaping = {"name": name, "variant": variant.model_dump(), "seed": params.seed, "scale": scale,
                "data": params.data.model_dump(), "trainer": params.trainer.model_dump()}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def task_of(variant: Variant) -> str:
-    return ARCHITECTURES[variant.arch].task
 
 
 def datamodule_for(variant: Variant, params: Params, prepared: Path, scale: int | None):
@@ -155,12 +151,9 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     (work / "elapsed_s").write_text(f"{elapsed:.3f}")
 
     best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("net."): v for k, v in best["state_dict"].items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out_dir / "model.pt")
-    spec = {"name": name, "task": task, "arch": variant.arch, "view": variant.view,
-            "model": variant.model, "data_args": dm.data_args(), "seed": params.seed}
-    (out_dir / "model.json").write_text(json.dumps(spec, indent=2))
+    net.load_state_dict({k.removeprefix("net."): v for k, v in best["state_dict"].items()})
+    save_model(net, {"name": name, "task": task, "arch": variant.arch, "view": variant.view,
+                     "model": variant.model, "data_args": dm.data_args(), "seed": params.seed}, out_dir)
     logger.experiment.log_artifact(run_id, str(out_dir / "model.pt"))
     logger.experiment.log_artifact(run_id, str(out_dir / "model.json"))
     return TrainResult(run_id, count_parameters(net), round(elapsed, 2), int(trainer.current_epoch),
@@ -171,11 +164,3 @@ def _previous_time(work: Path) -> float:
     """Time spent before a resume is not lost from the reported training time."""
     f = work / "elapsed_s"
     return float(f.read_text()) if f.exists() else 0.0
-
-
-def load_model(model_dir: Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild an exported model; weights are read with ``weights_only=True``."""
-    spec = json.loads((Path(model_dir) / "model.json").read_text())
-    net = build(spec["arch"], spec["data_args"], spec["model"])
-    net.load_state_dict(torch.load(Path(model_dir) / "model.pt", map_location="cpu", weights_only=True))
-    return net.eval(), spec

@@ -20,8 +20,8 @@ COMMANDS = {
     "evaluate": ("stages.evaluate", "evaluate_cmd"),
     "report": ("stages.report", "report"),
     "profile": ("stages.profile", "profile"),
-    "benchmark-sr": ("stages.tools", "benchmark_sr"),
-    "fetch": ("stages.tools", "fetch_cmd"),
+    "benchmark-sr": ("stages.benchmark_sr", "benchmark_sr"),
+    "fetch": ("stages.fetch", "fetch_cmd"),
 }
 
 

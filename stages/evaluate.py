@@ -8,19 +8,24 @@ from __future__ import annotations
 import json
 import time
 
-import mlflow
-import torch
+from torch.utils.data import DataLoader
 
 from pipeline.atomic import atomic_dir, write_json
-from pipeline.config import Params
-from pipeline.datamodules import ClassificationDataModule
-from pipeline.evaluation import Upscaler, bicubic, classify, evaluate_images, summarize, y_model_upscaler
+from pipeline.config import Params, task_of
+from pipeline.datasets import load_classification
+from pipeline.evaluation import (
+    Upscaler,
+    bicubic,
+    classify,
+    default_device,
+    evaluate_images,
+    summarize,
+    y_model_upscaler,
+)
 from pipeline.images import load_folder, save_image
+from pipeline.models import load_model
 from pipeline.tracking import resolve_store
-from pipeline.training import load_model, task_of
 from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, ROOT, UsageError, command, params
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def sr_test_sets(p: Params) -> dict[str, list]:
@@ -46,6 +51,8 @@ def evaluate_sr(p: Params, upscalers: dict[int, Upscaler], out) -> tuple[dict, d
 
 
 def _log_to_runs(p: Params, name: str, metrics: dict) -> None:
+    import mlflow  # seconds to import; the bicubic baseline does not need it
+
     runs = json.loads((MODELS / name / "runs.json").read_text())
     client = mlflow.MlflowClient(resolve_store(p.tracking, ROOT).uri)
     for run in runs:
@@ -68,13 +75,13 @@ def evaluate_cmd(name: str) -> None:
         if name == "bicubic":
             metrics, speed = evaluate_sr(p, {s: bicubic for s in p.data.sr.scales}, out)
         elif task_of(p.variants[name]) == "sr":
-            upscalers = {s: y_model_upscaler(load_model(MODELS / name / f"x{s}")[0], DEVICE) for s in p.data.sr.scales}
+            upscalers = {s: y_model_upscaler(load_model(MODELS / name / f"x{s}")[0], default_device())
+                         for s in p.data.sr.scales}
             metrics, speed = evaluate_sr(p, upscalers, out)
         else:
             net, spec = load_model(MODELS / name)
-            dm = ClassificationDataModule(PREPARED / "classification", spec["view"], 256, p.seed)
-            dm.setup()
-            acc, rate = classify(net, dm.test_dataloader(), DEVICE)
+            test = load_classification(PREPARED / "classification", spec["view"], p.seed)["test"]
+            acc, rate = classify(net, DataLoader(test, batch_size=256), default_device())
             metrics, speed = {"accuracy": round(acc, 5)}, {"images_per_s": rate}
         write_json(out / "speed.json", speed)
         write_json(out / "metrics.json", {"test": metrics})  # what the report reads

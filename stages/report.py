@@ -6,8 +6,16 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.images import load_image
-from pipeline.report import (CLS_REFERENCE, SR_REFERENCE, classification_table, markdown, plot_crops,
-                             plot_curves, plot_quality_vs_params, sr_table)
+from pipeline.report import (
+    CLS_REFERENCE,
+    SR_REFERENCE,
+    classification_table,
+    markdown,
+    plot_crops,
+    plot_curves,
+    plot_quality_vs_params,
+    sr_table,
+)
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, command, params
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json, write_text
+from pipeline.config import task_of
 from pipeline.tracking import resolve_store
-from pipeline.training import task_of, train
+from pipeline.training import train
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, params
 
 
@@ -34,5 +35,6 @@ def train_cmd(name: str) -> None:
         write_json(tmp / "runs.json", runs)
     write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))
     for r in runs:
-        print(f"{name}{' x%s' % r['scale'] if r['scale'] else ''}: best val {r['best_val']:.4f} "
+        label = f"{name} x{r['scale']}" if r["scale"] else name
+        print(f"{label}: best val {r['best_val']:.4f} "
               f"after {r['epochs']} epochs in {r['train_time_s']:.0f}s (MLflow run {r['run_id']})")

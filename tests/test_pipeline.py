@@ -105,8 +105,8 @@ def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):
         run = client.get_run(run_id)
         assert run.info.run_name == "lstm_row" and run.info.status == "FINISHED"
         assert run.data.tags["variant"] == "lstm_row" and "git_commit" in run.data.tags
-        assert run.data.params["variants.lstm_row.model.hidden"] == "32"
-        assert len(client.get_metric_history(run_id, "val_acc")) == 2  # one per epoch
+        assert run.data.params["variants.lstm_row.model.hidden"] == "64"
+        assert len(client.get_metric_history(run_id, "val_acc")) == 3  # one per epoch
         assert {a.path for a in client.list_artifacts(run_id)} >= {"model.pt", "model.json"}
         assert client.get_experiment(run.info.experiment_id).name == "classification"
 

@@ -1,20 +1,17 @@
-"""User tools: benchmark-sr (score an SR model on a folder of HR images) and fetch (verified download)."""
+"""benchmark-sr: score an SR model (or bicubic) on a folder of HR images under the published protocol."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.evaluation import bicubic, evaluate_images, summarize, y_model_upscaler
-from pipeline.fetch import fetch
+from pipeline.evaluation import bicubic, default_device, evaluate_images, summarize, y_model_upscaler
 from pipeline.images import load_folder
-from pipeline.training import load_model
+from pipeline.models import load_model
 from stages.common import MODELS, UsageError, command
-from stages.evaluate import DEVICE
 
 
 def _model_dir(model: str, scale: int) -> Path:
@@ -33,14 +30,17 @@ def benchmark_sr(
     model: str = typer.Option(..., help="'bicubic', a trained SR variant name, or a model folder/model.pt path"),
     hr_dir: Path = typer.Option(..., help="folder of high-resolution images"),
     scale: int = typer.Option(..., help="2, 3 or 4"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
 ) -> None:
     """PSNR/SSIM (Y, border crop = scale, MATLAB bicubic degradation) of a model on a folder of HR images."""
     if scale not in (2, 3, 4):
         raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
     if not hr_dir.is_dir():
         raise UsageError(f"--hr-dir {hr_dir}: not a folder")
-    upscale = bicubic if model == "bicubic" else y_model_upscaler(load_model(_model_dir(model, scale))[0], DEVICE)
+    if model == "bicubic":
+        upscale = bicubic
+    else:
+        upscale = y_model_upscaler(load_model(_model_dir(model, scale))[0], default_device())
     images = load_folder(hr_dir, min_size=scale * 2 + 11)
     if not images:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")
@@ -55,16 +55,3 @@ def benchmark_sr(
         write_json(json_out, {"model": model, "scale": scale, "images": mean["images"], "psnr": mean["psnr"],
                               "ssim": mean["ssim"],
                               "per_image": [{"name": s.name, "psnr": s.psnr, "ssim": s.ssim} for s in scores]})
-
-
-@command
-def fetch_cmd(
-    url: str = typer.Argument(..., help="http(s) URL of a file or .tar/.tar.gz/.tgz/.zip archive"),
-    sha256: str = typer.Option(..., help="expected sha256 of the download"),
-    into: Path = typer.Option(..., help="folder to place or extract into"),
-) -> None:
-    """Download, verify and (for archives) safely extract into a folder; the folder is untouched on refusal."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256):
-        raise UsageError("--sha256 must be 64 hex digits")
-    fetch(url, sha256, into)
-    typer.echo(f"{url} -> {into}")
