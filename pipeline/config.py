@@ -92,6 +92,7 @@ class Optim(Strict):
     batch_size: int = Field(ge=1)
     weight_decay: float = Field(0.0, ge=0)
     max_steps_per_epoch: int | None = Field(None, ge=1)
+    grad_clip: float | None = Field(None, gt=0)  # gradient-norm clipping (vanilla RNNs need it)
 
 
 class Variant(Strict):
@@ -108,6 +109,14 @@ class RunLists(Strict):
     sr: list[str] = Field(min_length=1)
 
 
+class Check(Strict):
+    """The regression gate: current metrics against a committed baseline."""
+
+    baseline: str = "baselines/default.json"
+    # Allowed drop per metric name (the last part of a metric key); a bigger drop fails.
+    tolerance: dict[str, float] = {"accuracy": 0.01, "psnr": 0.05, "ssim": 0.002}
+
+
 class Report(Strict):
     crop_size: int = Field(96, ge=16)
 
@@ -120,6 +129,7 @@ class Params(Strict):
     run: RunLists
     variants: dict[str, Variant]
     report: Report = Report()
+    check: Check = Check()
 
     @model_validator(mode="after")
     def _run_names_known(self):

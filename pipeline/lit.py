@@ -12,6 +12,11 @@ from pipeline.errors import DivergenceError
 
 
 class _Base(L.LightningModule):
+    """The loop shared by every task; a subclass states its loss, validation metrics and monitor."""
+
+    monitor: str
+    mode: str
+
     def __init__(self, net: nn.Module, optim: Optim):
         super().__init__()
         self.net, self.optim = net, optim
@@ -26,6 +31,17 @@ class _Base(L.LightningModule):
                 "the run diverged (lower optim.lr?)"
             )
 
+    def training_step(self, batch, _):
+        x, target = batch
+        loss = self.loss(self(x), target)
+        self._check_finite(loss)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, _):
+        x, target = batch
+        self.log_dict(self.val_metrics(self(x), target), on_epoch=True)
+
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.optim.epochs)
@@ -35,18 +51,11 @@ class _Base(L.LightningModule):
 class ClassifierModule(_Base):
     monitor, mode = "val_acc", "max"
 
-    def training_step(self, batch, _):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self._check_finite(loss)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, target)
 
-    def validation_step(self, batch, _):
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True)
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean(), on_epoch=True)
+    def val_metrics(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"val_loss": self.loss(out, target), "val_acc": (out.argmax(-1) == target).float().mean()}
 
 
 class SRModule(_Base):
@@ -54,18 +63,12 @@ class SRModule(_Base):
 
     monitor, mode = "val_psnr", "max"
 
-    def training_step(self, batch, _):
-        lr, hr = batch
-        loss = F.mse_loss(self(lr), hr)
-        self._check_finite(loss)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out, target)
 
-    def validation_step(self, batch, _):
-        lr, hr = batch
-        mse = F.mse_loss(self(lr).clamp(0, 1), hr)
-        self.log("val_loss", mse, on_epoch=True)
-        self.log("val_psnr", -10 * torch.log10(mse.clamp_min(1e-12)), on_epoch=True)
+    def val_metrics(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        mse = F.mse_loss(out.clamp(0, 1), target)
+        return {"val_loss": mse, "val_psnr": -10 * torch.log10(mse.clamp_min(1e-12))}
 
 
 def module_for(task: str):

@@ -129,6 +129,7 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     trainer = L.Trainer(
         max_epochs=variant.optim.epochs,
         limit_train_batches=variant.optim.max_steps_per_epoch or 1.0,
+        gradient_clip_val=variant.optim.grad_clip,
         accelerator=params.trainer.accelerator, devices=params.trainer.devices,
         num_nodes=params.trainer.num_nodes, strategy=params.trainer.strategy,
         precision=precision_for(params.trainer.precision),

@@ -19,9 +19,11 @@ COMMANDS = {
     "train": ("stages.train", "train_cmd"),
     "evaluate": ("stages.evaluate", "evaluate_cmd"),
     "report": ("stages.report", "report"),
+    "check": ("stages.check", "check"),
     "profile": ("stages.profile", "profile"),
     "benchmark-sr": ("stages.benchmark_sr", "benchmark_sr"),
     "fetch": ("stages.fetch", "fetch_cmd"),
+    "bench": ("stages.bench", "bench"),
 }
 
 

@@ -13,15 +13,24 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the project (code, params, dvc.yaml) in a fresh git repo, as a clone would be."""
-    dest = tmp_path / "project"
-    ignore = shutil.ignore_patterns(".git", "data", "models", "eval", "reports", "mlflow.db", "mlartifacts",
-                                    ".lstmvision", "__pycache__", "*.egg-info", ".pytest_cache", "tmp")
+def copy_project(dest: Path) -> Path:
+    """A copy of the project's sources and params in a fresh git repo, as a clone would be (no outputs)."""
+    generated = shutil.ignore_patterns(".git", "data", "models", "eval", "reports", "metrics", "plots", "dvc.lock",
+                                       "mlflow.db", "mlartifacts", ".lstmvision", "__pycache__", "*.egg-info",
+                                       ".pytest_cache", ".ruff_cache")
+
+    def ignore(folder, names):
+        dvc_state = {"cache", "tmp"} & set(names) if Path(folder).name == ".dvc" else set()
+        return set(generated(folder, names)) | dvc_state
+
     shutil.copytree(ROOT, dest, ignore=ignore)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
+
+
+@pytest.fixture
+def project(tmp_path):
+    return copy_project(tmp_path / "project")
 
 
 def run_cli(args, cwd, env=None, timeout=600):

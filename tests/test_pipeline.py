@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,7 +51,7 @@ def tiny(project):
     return project
 
 
-def test_dvc_repro_from_scratch_to_report(tiny):
+def test_dvc_repro_from_scratch_to_report_and_gate(tiny):
     proc = _dvc(tiny, "repro")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/lstm_row/model.pt",
@@ -76,6 +77,26 @@ def test_dvc_repro_from_scratch_to_report(tiny):
     status = _dvc(tiny, "status", "--json")
     changed = set(json.loads(status.stdout))
     assert changed == {"train_classification@lstm_row"}, changed
+    _set(tiny, **{"variants.lstm_row.optim.epochs": 3})
+
+    # The regression gate: the current metrics as baseline pass; a model that cannot learn fails.
+    update = run_cli(["check", "--update"], cwd=tiny)
+    assert update.returncode == 0, update.stderr
+    baseline = json.loads((tiny / "baselines/default.json").read_text())
+    assert set(baseline) == {"lstm_row", "lsrcnn", "bicubic"}
+    same = run_cli(["check"], cwd=tiny)
+    assert same.returncode == 0 and "no regression" in same.stdout
+
+    _set(tiny, **{"variants.lstm_row.optim.lr": 0.0})  # a model that cannot learn
+    rerun = _dvc(tiny, "repro")
+    assert rerun.returncode == 0
+    ran = set(re.findall(r"Running stage '([^']+)'", rerun.stdout))
+    assert ran == {"train_classification@lstm_row", "evaluate_classification@lstm_row", "report"}, ran
+    worse = run_cli(["check"], cwd=tiny)
+    assert worse.returncode == 1
+    regressed = [line for line in worse.stdout.splitlines() if "REGRESSED" in line]
+    assert len(regressed) == 1 and "lstm_row" in regressed[0] and "test.accuracy" in regressed[0]
+    assert "lsrcnn" in worse.stdout and worse.stderr.startswith("error: 1 metric(s) regressed")
 
 
 def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):

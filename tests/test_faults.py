@@ -1,0 +1,81 @@
+"""Faults for real: a SIGKILLed training, a diverging loss, and run-to-run reproducibility."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import torch
+
+from stages.profile import apply_profile
+from tests.conftest import copy_project, run_cli
+from tests.test_pipeline import _dvc, _set
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_copy(dest):
+    apply_profile(copy_project(dest), "tiny")
+    return dest
+
+
+def test_sigkilled_training_resumes_to_the_same_model(tmp_path):
+    a, b = tiny_copy(tmp_path / "a"), tiny_copy(tmp_path / "b")
+    for p in (a, b):  # epochs long enough to be killed inside one
+        _set(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 128,
+                   "variants.lstm_row.optim.epochs": 4})
+    target = "train_classification@lstm_row"
+    assert _dvc(a, "repro", target).returncode == 0
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=b, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not list((b / ".lstmvision/work/lstm_row").glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, "training ended before a checkpoint appeared"
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (b / "models/lstm_row/model.pt").exists()
+
+    resumed = _dvc(b, "repro", target)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr + resumed.stdout
+    weights_a = torch.load(a / "models/lstm_row/model.pt", weights_only=True)
+    weights_b = torch.load(b / "models/lstm_row/model.pt", weights_only=True)
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    curve_a = (a / "plots/train/lstm_row.csv").read_text()
+    assert curve_a == (b / "plots/train/lstm_row.csv").read_text()
+
+
+def test_diverging_loss_stops_and_marks_the_run_failed(tmp_path):
+    p = tiny_copy(tmp_path / "p")
+    _set(p, **{"variants.lsrcnn.optim.lr": 1.0e12})
+    for stage in ("download", "patches"):
+        assert run_cli([stage], cwd=p).returncode == 0
+    proc = run_cli(["train", "lsrcnn"], cwd=p)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: loss is") and "diverged" in last
+    assert not (p / "models/lsrcnn").exists()
+    client = mlflow.MlflowClient(f"sqlite:///{p / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sr").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_two_runs_with_the_same_params_give_identical_metrics(tmp_path):
+    results = []
+    for name in ("one", "two"):
+        p = tiny_copy(tmp_path / name)
+        for stage in (["download"], ["patches"], ["train", "lsrcnn"], ["evaluate", "lsrcnn"]):
+            proc = run_cli(stage, cwd=p)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+        results.append(json.loads((p / "metrics/lsrcnn.json").read_text()))
+    assert results[0] == results[1]

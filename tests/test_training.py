@@ -1,0 +1,66 @@
+"""Training through the library on small synthetic data: the long-sequence variants' CPU smoke test."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.config import parse_params
+from pipeline.datasets import pixel_permutation, sequence_view
+from pipeline.models import load_model
+from pipeline.tracking import resolve_store
+from pipeline.training import precision_for, train
+from tests.conftest import ROOT, run_cli
+
+
+def _synthetic_classification(folder, n=96, side=28, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 255, (n, side, side), dtype=np.uint8)
+        np.savez(folder / f"{split}.npz", x=x, y=y)
+
+
+@pytest.mark.parametrize("name", ["lstm_pixel", "lstm_permuted"])
+def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["variants"][name]["optim"].update(epochs=1, batch_size=16, max_steps_per_epoch=2)
+    raw["variants"][name]["model"]["hidden"] = 16
+    params = parse_params(raw)
+    _synthetic_classification(tmp_path / "prepared" / "classification")
+    store = resolve_store(params.tracking, tmp_path)
+    result = train(name, params.variants[name], params, tmp_path / "prepared", tmp_path / "out",
+                   tmp_path / "work", store, tmp_path)
+    net, spec = load_model(tmp_path / "out")
+    assert spec["view"] in ("pixels", "permuted") and spec["data_args"]["input_size"] == 1
+    assert net(torch.rand(2, 784, 1)).shape == (2, 10)
+    assert len(result.history) == 1
+    run = mlflow.MlflowClient(store.uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["variant"] == name
+
+
+def test_permuted_view_is_one_fixed_permutation():
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4)
+    perm = pixel_permutation(16, seed=3)
+    assert torch.equal(perm, pixel_permutation(16, seed=3)) and not torch.equal(perm, torch.arange(16))
+    view = sequence_view(x, "permuted", perm)
+    assert view.shape == (2, 16, 1)
+    assert torch.equal(view[:, :, 0], sequence_view(x, "pixels")[:, perm, 0])
+    assert sequence_view(x, "rows").shape == (2, 4, 4) and sequence_view(x, "image").shape == (2, 1, 4, 4)
+
+
+def test_precision_is_mixed_only_on_a_gpu():
+    assert precision_for("auto") == ("16-mixed" if torch.cuda.is_available() else "32-true")
+    assert precision_for("bf16-mixed") == "bf16-mixed"
+
+
+def test_bench_reports_ratios(tmp_path):
+    proc = run_cli(["bench", "--quick", "--json", str(tmp_path / "b.json")], cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["lstm"][0]["gate_over_nn_lstm"] > 0
+    assert result["resize"][0]["hr_megapixels_per_s"] > 0 and result["patches"]["hr_megapixels_per_s"] > 0
