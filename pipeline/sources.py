@@ -6,8 +6,13 @@ Three kinds of source, tried in this order for a dataset that has several:
   * mirror: a local folder holding <Name>/<file> (``data.mirror`` in params, or
     the LSTMVISION_MIRROR environment variable), each file checked against the
     sha256 recorded in catalog/sha256sums.txt;
-  * url: an archive with its sha256 (``data.sources`` in params), downloaded
-    and extracted safely by :mod:`pipeline.fetch`.
+  * url: file by file from the catalogue's known locations (MNIST,
+    Fashion-MNIST), each checked against its recorded sha256; or an archive
+    with its sha256 (``data.sources`` in params), downloaded and extracted
+    safely by :mod:`pipeline.fetch`.
+
+IDX datasets (MNIST, Fashion-MNIST) are turned into ``arrays.npz`` that keeps
+their published train/test split.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import numpy as np
 
 from pipeline.config import UrlSource
 from pipeline.errors import FetchError, SourceError
-from pipeline.fetch import fetch, sha256_of
+from pipeline.fetch import download, fetch, sha256_of
+from pipeline.idx import idx_to_arrays
 from pipeline.images import list_images
 
 MIRROR_ENV = "LSTMVISION_MIRROR"
@@ -52,6 +58,13 @@ def _mirror_catalog() -> dict[str, MirrorSet]:
 
 
 MIRROR_SETS = _mirror_catalog()
+# Where the catalogue's file sets can be downloaded file by file (first that answers wins).
+FILE_URLS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+IDX_SETS = {"mnist", "fashion_mnist"}
 EMBEDDED = ("mnist_embedded", "digits", *SKIMAGE_SETS)
 
 
@@ -95,6 +108,19 @@ def _copy_from_mirror(spec: MirrorSet, root: Path, out: Path) -> None:
         shutil.copyfile(src, out / name)
 
 
+def download_files(spec: MirrorSet, bases: tuple[str, ...], out: Path) -> str:
+    """Every file of ``spec`` from the first base URL that serves it with the right sha256."""
+    error = FetchError(f"{spec.folder}: no download location")
+    for base in bases:
+        try:
+            for name, digest in sorted(spec.checksums.items()):
+                download(base + name, digest, out / name)
+            return base
+        except FetchError as exc:
+            error = exc
+    raise error
+
+
 def _from_url(source: UrlSource, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fetch(source.url, source.sha256, Path(tmp))
@@ -106,31 +132,35 @@ def _from_url(source: UrlSource, out: Path) -> None:
                 shutil.copyfile(path, out / path.name)
 
 
-def materialize(name: str, out: Path, mirror: Path | None, url_sources: dict[str, UrlSource]) -> str:
+def materialize(name: str, out: Path, mirror: Path | None, url_sources: dict[str, UrlSource],
+                file_urls: dict[str, tuple[str, ...]] = FILE_URLS) -> str:
     """Fill the empty folder ``out`` with dataset ``name``; returns where it came from."""
     if name in EMBEDDED:
         _write_embedded(name, out)
         return "embedded"
-    errors = []
     spec = MIRROR_SETS.get(name)
+    attempts = []
     if spec and mirror and (mirror / spec.folder).is_dir():
-        try:
-            _copy_from_mirror(spec, mirror, out)
-            return f"mirror:{mirror / spec.folder}"
-        except SourceError as exc:
-            errors.append(str(exc))
-            for f in out.iterdir():
-                f.unlink()
+        attempts.append((f"mirror:{mirror / spec.folder}", lambda: _copy_from_mirror(spec, mirror, out)))
+    if spec and name in file_urls:
+        attempts.append(("url", lambda: download_files(spec, file_urls[name], out)))
     if name in url_sources:
+        attempts.append((f"url:{url_sources[name].url}", lambda: _from_url(url_sources[name], out)))
+    errors = []
+    for origin, attempt in attempts:
         try:
-            _from_url(url_sources[name], out)
-        except FetchError as exc:
+            result = attempt()
+        except (SourceError, FetchError) as exc:
             errors.append(str(exc))
-        else:
-            if not list_images(out) and not (out / "arrays.npz").exists():
-                raise SourceError(f"{name}: the download holds no images")
-            return f"url:{url_sources[name].url}"
-    if not errors:
+            shutil.rmtree(out)
+            out.mkdir()
+            continue
+        if name in IDX_SETS:
+            idx_to_arrays(out)
+        elif not list_images(out):
+            raise SourceError(f"{name}: {origin} holds no images")
+        return f"url:{result}" if origin == "url" else origin
+    if not attempts:
         where = f"no {spec.folder}/ in mirror {mirror}" if spec and mirror else "no mirror configured"
         errors.append(f"{where} and no URL source in params data.sources")
     raise SourceError(f"dataset {name}: " + "; ".join(errors))

@@ -15,14 +15,18 @@ from stages.common import PREPARED, RAW, command, params
 
 @command
 def split() -> None:
-    """Seeded, stratified train/val/test split of the classification dataset."""
+    """Seeded, stratified train/val/test split (a published test split is kept as it is)."""
     p = params()
     cfg = p.data.classification
     with np.load(RAW / cfg.source / "arrays.npz") as z:
-        x, y = z["x"], z["y"]
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=cfg.test_fraction, stratify=y,
-                                                      random_state=p.seed)
-    val = cfg.val_fraction / (1 - cfg.test_fraction)
+        arrays = dict(z)
+    if "x_test" in arrays:  # a published test split (MNIST, Fashion-MNIST) is kept as it is
+        x_rest, y_rest, x_test, y_test = arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+        val = cfg.val_fraction
+    else:
+        x_rest, x_test, y_rest, y_test = train_test_split(arrays["x"], arrays["y"], test_size=cfg.test_fraction,
+                                                          stratify=arrays["y"], random_state=p.seed)
+        val = cfg.val_fraction / (1 - cfg.test_fraction)
     x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=val, stratify=y_rest,
                                                       random_state=p.seed)
     if cfg.limit and cfg.limit < len(x_train):

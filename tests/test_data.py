@@ -1,5 +1,6 @@
 """Sources (embedded, mirror, URL), image loading edge cases, and patch extraction."""
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -7,15 +8,17 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from pipeline.config import UrlSource
 from pipeline.errors import ImageError, SourceError
+from pipeline.idx import idx_to_arrays, read_idx
 from pipeline.images import load_folder, load_image
 from pipeline.patches import extract_dataset, extract_pairs, to_y8
 from pipeline.resize import imresize
-from pipeline.sources import MIRROR_SETS, materialize
-from tests.conftest import MIRROR
+from pipeline.sources import MIRROR_SETS, MirrorSet, download_files, materialize
+from tests.conftest import MIRROR, run_cli
 from tests.httpserver import FileServer
 
 
@@ -134,3 +137,52 @@ def test_patches_are_aligned_and_deterministic():
 def test_image_smaller_than_patch_gives_no_patches():
     lr, hr = extract_pairs(torch.rand(3, 10, 10, dtype=torch.float64), 2, 16, 8, augment=False)
     assert lr.shape == (0, 1, 8, 8) and hr.shape == (0, 1, 16, 16)
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = b"\0\0\x08" + bytes([array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 255, (30, 28, 28)),
+              "train-labels-idx1-ubyte.gz": np.arange(30) % 10,
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 255, (10, 28, 28)),
+              "t10k-labels-idx1-ubyte.gz": np.arange(10)}
+    blobs = {name: _idx(a) for name, a in arrays.items()}
+    spec = MirrorSet("MNIST", {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()})
+    out = tmp_path / "mnist"
+    out.mkdir()
+    with FileServer() as server:
+        for name, blob in blobs.items():
+            server.files[f"/good/{name}"] = blob
+        base = download_files(spec, (f"{server.url}/gone/", f"{server.url}/good/"), out)
+    assert base.endswith("/good/")
+    idx_to_arrays(out)
+    assert [p.name for p in out.iterdir()] == ["arrays.npz"]
+    with np.load(out / "arrays.npz") as z:
+        assert np.array_equal(z["x_train"], arrays["train-images-idx3-ubyte.gz"])
+        assert np.array_equal(z["y_test"], np.arange(10))
+
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x01\x02\x03\x04"))
+    with pytest.raises(SourceError, match="not an IDX file"):
+        read_idx(tmp_path / "bad.gz")
+
+
+def test_split_keeps_a_published_test_split(project):
+    raw = project / "data" / "raw" / "mnist"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    np.savez(raw / "arrays.npz", x_train=rng.integers(0, 255, (200, 28, 28), dtype=np.uint8),
+             y_train=np.arange(200) % 10, x_test=rng.integers(0, 255, (50, 28, 28), dtype=np.uint8),
+             y_test=np.arange(50) % 10)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["classification"]["source"] = "mnist"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run_cli(["split"], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(project / "data/prepared/classification/test.npz") as z:
+        assert len(z["y"]) == 50
+    with np.load(project / "data/prepared/classification/train.npz") as z:
+        assert len(z["y"]) == 180  # val_fraction 0.1 of the published training split
