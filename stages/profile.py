@@ -20,23 +20,21 @@ def merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-@command
-def profile(name: str = typer.Argument(..., help="a file profiles/NAME.yaml")) -> None:
-    """Apply a profile overlay to params.yaml (undo with `git checkout params.yaml`)."""
-    overlay_path = ROOT / "profiles" / f"{name}.yaml"
+def apply_profile(root: Path, name: str) -> None:
+    """Merge profiles/NAME.yaml into root/params.yaml; the result is validated before it is written."""
+    overlay_path = root / "profiles" / f"{name}.yaml"
     if not overlay_path.is_file():
-        known = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise UsageError(f"no profile '{name}', expected one of {', '.join(known)}")
-    params_path = ROOT / "params.yaml"
+    params_path = root / "params.yaml"
     merged = merge(yaml.safe_load(params_path.read_text()), yaml.safe_load(overlay_path.read_text()) or {})
     parse_params(merged)
     write_text(params_path, f"# profile {name} applied over the defaults (profiles/{name}.yaml)\n"
                + yaml.safe_dump(merged, sort_keys=False))
+
+
+@command
+def profile(name: str = typer.Argument(..., help="a file profiles/NAME.yaml")) -> None:
+    """Apply a profile overlay to params.yaml (undo with `git checkout params.yaml`)."""
+    apply_profile(ROOT, name)
     typer.echo(f"params.yaml now uses profile '{name}'")
-
-
-def apply_profile(root: Path, name: str) -> None:
-    """The same merge for tests and scripts that work on a copy of the project."""
-    params_path = root / "params.yaml"
-    overlay = yaml.safe_load((root / "profiles" / f"{name}.yaml").read_text()) or {}
-    params_path.write_text(yaml.safe_dump(merge(yaml.safe_load(params_path.read_text()), overlay), sort_keys=False))
