@@ -214,7 +214,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; used for MLflow params."""
+    """{'a': {'b': 1}} -> {'a.b': 1}: MLflow params, and metric keys as `dvc metrics` shows them."""
     if isinstance(tree, BaseModel):
         tree = tree.model_dump()
     if not isinstance(tree, dict):

@@ -13,18 +13,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 
-def flatten_metrics(tree: dict, prefix: str = "") -> dict[str, float]:
-    """{'test': {'set5': {'x2': {'psnr': 1}}}} -> {'test.set5.x2.psnr': 1}, as `dvc metrics` shows them."""
-    out: dict[str, float] = {}
-    for key, value in tree.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            out.update(flatten_metrics(value, path))
-        else:
-            out[path] = float(value)
-    return out
-
-
 @dataclass
 class Verdict:
     table: pd.DataFrame

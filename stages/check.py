@@ -7,7 +7,8 @@ import json
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.gate import compare, flatten_metrics
+from pipeline.config import flatten
+from pipeline.gate import compare
 from stages.common import METRICS, ROOT, UsageError, command, params
 
 
@@ -16,7 +17,7 @@ def current_metrics(names: list[str]) -> dict[str, dict[str, float]]:
     for name in names:
         path = METRICS / f"{name}.json"
         if path.exists():
-            out[name] = flatten_metrics(json.loads(path.read_text()))
+            out[name] = flatten(json.loads(path.read_text()))
     return out
 
 
