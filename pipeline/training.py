@@ -72,10 +72,18 @@ def precision_for(setting: str) -> str:
     return "16-mixed" if torch.cuda.is_available() else "32-true"
 
 
+def code_digest(package: Path = Path(__file__).parent) -> str:
+    """Hash of the library's source: a checkpoint from other code is never resumed."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_key(name: str, variant: Variant, params: Params, scale: int | None) -> str:
-    """Hash of what shapes a training run: a changed param starts afresh instead of resuming."""
+    """Hash of what shapes a training run: a changed param or code starts afresh instead of resuming."""
     shaping = {"name": name, "variant": variant.model_dump(), "seed": params.seed, "scale": scale,
-               "data": params.data.model_dump(), "trainer": params.trainer.model_dump()}
+               "data": params.data.model_dump(), "trainer": params.trainer.model_dump(), "code": code_digest()}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

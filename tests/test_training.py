@@ -12,7 +12,7 @@ from pipeline.config import parse_params
 from pipeline.datasets import pixel_permutation, sequence_view
 from pipeline.models import load_model
 from pipeline.tracking import resolve_store
-from pipeline.training import precision_for, train
+from pipeline.training import code_digest, precision_for, train
 from tests.conftest import ROOT, run_cli
 
 
@@ -51,6 +51,17 @@ def test_permuted_view_is_one_fixed_permutation():
     assert view.shape == (2, 16, 1)
     assert torch.equal(view[:, :, 0], sequence_view(x, "pixels")[:, perm, 0])
     assert sequence_view(x, "rows").shape == (2, 4, 4) and sequence_view(x, "image").shape == (2, 1, 4, 4)
+
+
+def test_code_digest_changes_with_any_library_source(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "lit.py").write_text("x = 1\n")
+    (tmp_path / "models" / "sr.py").write_text("y = 2\n")
+    before = code_digest(tmp_path)
+    assert code_digest(tmp_path) == before
+    (tmp_path / "models" / "sr.py").write_text("y = 3\n")
+    assert code_digest(tmp_path) != before
+    assert len(code_digest()) == 64  # the installed library hashes too
 
 
 def test_precision_is_mixed_only_on_a_gpu():
