@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,25 @@ def ensure_experiment(store: Store, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     return client.create_experiment(name, artifact_location=store.artifact_root and f"{store.artifact_root}/{name}")
+
+
+def test_metrics(test: dict, scale: int | None) -> dict[str, float]:
+    """One run's flat test metrics: ``test_accuracy``, or ``test_<set>_psnr|ssim`` at the run's scale."""
+    if scale is None:
+        return {"test_accuracy": test["accuracy"]}
+    return {f"test_{name}_{key}": value for name, per in test.items() for key, value in per[f"x{scale}"].items()}
+
+
+def log_test_metrics(store: Store, runs: list[dict], test: dict) -> None:
+    """Attach a variant's test figures to its training runs (one per scale for SR)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient(store.uri)
+    now = int(time.time() * 1000)
+    for run in runs:
+        metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["scale"]).items()]
+        client.log_batch(run["run_id"], metrics=metrics)
 
 
 def git_commit(root: Path) -> str:

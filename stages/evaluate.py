@@ -1,4 +1,7 @@
-"""evaluate NAME: test metrics -> metrics/NAME.json (DVC metrics), eval/NAME/ (samples, speed), MLflow.
+"""evaluate NAME: test metrics -> metrics/NAME.json (DVC metrics), eval/NAME/ (samples, speed).
+
+Files only: the report stage attaches the test figures to the MLflow runs, in
+one process for every variant (importing MLflow costs seconds per process).
 
 ``evaluate bicubic`` scores the untrained baseline on the same images.
 """
@@ -24,8 +27,7 @@ from pipeline.evaluation import (
 )
 from pipeline.images import load_folder, save_image
 from pipeline.models import load_model
-from pipeline.tracking import resolve_store
-from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, ROOT, UsageError, command, params
+from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, params
 
 
 def sr_test_sets(p: Params) -> dict[str, list]:
@@ -50,21 +52,6 @@ def evaluate_sr(p: Params, upscalers: dict[int, Upscaler], out) -> tuple[dict, d
     return metrics, speed
 
 
-def _log_to_runs(p: Params, name: str, metrics: dict) -> None:
-    import mlflow  # seconds to import; the bicubic baseline does not need it
-
-    runs = json.loads((MODELS / name / "runs.json").read_text())
-    client = mlflow.MlflowClient(resolve_store(p.tracking, ROOT).uri)
-    for run in runs:
-        scale = run["scale"]
-        if scale is None:
-            flat = {"test_accuracy": metrics["accuracy"]}
-        else:
-            flat = {f"test_{s}_{k}": v for s, per in metrics.items() for k, v in per[f"x{scale}"].items()}
-        for key, value in flat.items():
-            client.log_metric(run["run_id"], key, value)
-
-
 @command
 def evaluate_cmd(name: str) -> None:
     """Score variant NAME (or 'bicubic') on the test data under the published protocol."""
@@ -86,6 +73,4 @@ def evaluate_cmd(name: str) -> None:
         write_json(out / "speed.json", speed)
         write_json(out / "metrics.json", {"test": metrics})  # what the report reads
     write_json(METRICS / f"{name}.json", {"test": metrics})  # what `dvc metrics` reads
-    if name != "bicubic":
-        _log_to_runs(p, name, metrics)
     print(f"{name}: {json.dumps(metrics)}")

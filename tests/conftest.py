@@ -15,13 +15,15 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 def copy_project(dest: Path) -> Path:
     """A copy of the project's sources and params in a fresh git repo, as a clone would be (no outputs)."""
-    generated = shutil.ignore_patterns(".git", "data", "models", "eval", "reports", "metrics", "plots", "dvc.lock",
-                                       "mlflow.db", "mlartifacts", ".lstmvision", "__pycache__", "*.egg-info",
-                                       ".pytest_cache", ".ruff_cache")
+    outputs = {".git", "data", "models", "eval", "reports", "metrics", "plots", "dvc.lock", "mlflow.db",
+               "mlartifacts", ".lstmvision"}  # at the top level only: pipeline/models is source
+    anywhere = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
 
     def ignore(folder, names):
-        dvc_state = {"cache", "tmp"} & set(names) if Path(folder).name == ".dvc" else set()
-        return set(generated(folder, names)) | dvc_state
+        here = Path(folder).resolve()
+        top = outputs & set(names) if here == ROOT else set()
+        dvc_state = {"cache", "tmp"} & set(names) if here == ROOT / ".dvc" else set()
+        return set(anywhere(folder, names)) | top | dvc_state
 
     shutil.copytree(ROOT, dest, ignore=ignore)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)

@@ -38,9 +38,11 @@ def _set(project, **updates):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def _dvc(project, *args, timeout=600):
+def _dvc(project, *args, timeout=600, tracking_uri=None):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -99,7 +101,7 @@ def test_dvc_repro_from_scratch_to_report_and_gate(tiny):
     assert "lsrcnn" in worse.stdout and worse.stderr.startswith("error: 1 metric(s) regressed")
 
 
-def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):
+def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -116,13 +118,12 @@ def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
                 time.sleep(0.5)
-        for stage in ("download", "split"):
-            assert run_cli([stage], cwd=tiny).returncode == 0
-        proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": uri})
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        run_id = json.loads((tiny / "models/lstm_row/runs.json").read_text())[0]["run_id"]
+        proc = _dvc(tiny, "repro", tracking_uri=uri)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert not (tiny / "mlflow.db").exists()  # everything went to the server
 
         client = mlflow.MlflowClient(uri)
+        run_id = json.loads((tiny / "models/lstm_row/runs.json").read_text())[0]["run_id"]
         run = client.get_run(run_id)
         assert run.info.run_name == "lstm_row" and run.info.status == "FINISHED"
         assert run.data.tags["variant"] == "lstm_row" and "git_commit" in run.data.tags
@@ -130,10 +131,13 @@ def test_training_logs_to_a_real_mlflow_server(tiny, tmp_path):
         assert len(client.get_metric_history(run_id, "val_acc")) == 3  # one per epoch
         assert {a.path for a in client.list_artifacts(run_id)} >= {"model.pt", "model.json"}
         assert client.get_experiment(run.info.experiment_id).name == "classification"
+        test = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]
+        assert run.data.metrics["test_accuracy"] == test["accuracy"]
 
-        ev = run_cli(["evaluate", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": uri})
-        assert ev.returncode == 0, ev.stderr[-2000:]
-        assert "test_accuracy" in client.get_run(run_id).data.metrics
+        sr_run = json.loads((tiny / "models/lsrcnn/runs.json").read_text())[0]["run_id"]
+        sr_test = json.loads((tiny / "metrics/lsrcnn.json").read_text())["test"]["skimage_test"]["x2"]
+        assert client.get_run(sr_run).info.run_name == "lsrcnn_x2"
+        assert client.get_run(sr_run).data.metrics["test_skimage_test_psnr"] == sr_test["psnr"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
