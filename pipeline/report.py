@@ -103,3 +103,17 @@ def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) ->
 
 def markdown(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt="g")
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:3px 8px}
+td{text-align:right}td:first-child,td:nth-child(2){text-align:left}th{background:#f3f3f3}img{max-width:100%}"""
+
+
+def html_page(markdown_text: str, title: str) -> str:
+    """The Markdown report as one standalone page (figures stay relative links)."""
+    import markdown as md
+
+    body = md.markdown(markdown_text, extensions=["tables"])
+    return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")

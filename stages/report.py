@@ -1,4 +1,4 @@
-"""report: metrics, runs and curves -> reports/report.md (+ figures), metrics/summary.json, MLflow.
+"""report: metrics, runs and curves -> reports/report.{md,html} (+ figures), metrics/summary.json, MLflow.
 
 Each variant's test figures are attached to its training runs here, once for
 all variants, so that the evaluate stages stay free of MLflow's start-up cost.
@@ -16,6 +16,7 @@ from pipeline.report import (
     CLS_REFERENCE,
     SR_REFERENCE,
     classification_table,
+    html_page,
     markdown,
     plot_crops,
     plot_curves,
@@ -86,7 +87,9 @@ Centre crop of `{truth.name}` at x{scale}:
 ![crops](figures/sr_crops.png)
 """
         (out / "report.md").write_text(text)
+        (out / "report.html").write_text(html_page(text, "lstmvision report"))
     write_json(METRICS / "summary.json", {"classification": cls.to_dict(orient="records"),
                                           "sr": sr.to_dict(orient="records")})
     _publish(cls_names + sr_names, store)
-    print(f"wrote {REPORTS / 'report.md'}; test metrics logged to {len(cls_names + sr_names)} variants' MLflow runs")
+    print(f"wrote {REPORTS}/report.md and report.html; "
+          f"test metrics logged to the MLflow runs of {len(cls_names + sr_names)} variants")

@@ -67,6 +67,8 @@ def test_dvc_repro_from_scratch_to_report_and_gate(tiny):
     assert model["psnr"] > bicubic["psnr"]
     report = (tiny / "reports/report.md").read_text()
     assert "lstm_row" in report and "lsrcnn" in report and "bicubic" in report
+    page = (tiny / "reports/report.html").read_text()
+    assert page.count("<table>") == 2 and '<img alt="crops" src="figures/sr_crops.png"' in page
 
     shown = _dvc(tiny, "metrics", "show", "--json")
     assert shown.returncode == 0 and "test.accuracy" not in shown.stderr
