@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 CLS_REFERENCE, SR_REFERENCE = "lstm_row", "bicubic"
 
@@ -55,13 +56,21 @@ def sr_table(names: list[str], models_dir: Path, eval_dir: Path) -> pd.DataFrame
     return df.sort_values(["set", "scale", "psnr"], ascending=[True, True, False], ignore_index=True)
 
 
-def plot_curves(curves: dict[str, pd.DataFrame], metric: str, path: Path) -> None:
+def variant_colours(names: list[str]) -> dict[str, str]:
+    """One colour per variant, shared by a task's figures."""
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+
+
+def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str, str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, df in curves.items():
         if metric not in df:
             continue
-        for scale, part in df.groupby(df["scale"].fillna("") if "scale" in df else [""] * len(df)):
-            ax.plot(part.epoch, part[metric], marker="o", label=f"{name} {scale}".strip())
+        scales = df["scale"].fillna(0).astype(int) if "scale" in df else pd.Series(0, index=df.index)
+        for style, (scale, part) in zip(["-", "--", ":", "-."], df.groupby(scales), strict=False):
+            label = f"{name} x{scale}" if scale else name
+            ax.plot(part.epoch, part[metric], style, marker="o", color=colours[name], label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -71,10 +80,10 @@ def plot_curves(curves: dict[str, pd.DataFrame], metric: str, path: Path) -> Non
     plt.close(fig)
 
 
-def plot_quality_vs_params(df: pd.DataFrame, metric: str, path: Path) -> None:
+def plot_quality_vs_params(df: pd.DataFrame, metric: str, colours: dict[str, str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in df.itertuples():
-        ax.scatter(r.params, getattr(r, metric))
+        ax.scatter(r.params, getattr(r, metric), color=colours[r.variant])
         ax.annotate(r.variant, (r.params, getattr(r, metric)), fontsize=8)
     ax.set_xscale("symlog")
     ax.set_xlabel("parameters")

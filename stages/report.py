@@ -22,6 +22,7 @@ from pipeline.report import (
     plot_curves,
     plot_quality_vs_params,
     sr_table,
+    variant_colours,
 )
 from pipeline.tracking import Store, log_test_metrics, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
@@ -50,11 +51,12 @@ def report() -> None:
     with atomic_dir(REPORTS) as out:
         fig = out / "figures"
         fig.mkdir()
-        plot_curves(_curves(cls_names), "val_acc", fig / "classification_curves.png")
-        plot_curves(_curves(sr_names), "val_psnr", fig / "sr_curves.png")
-        plot_quality_vs_params(cls, "accuracy", fig / "classification_quality_vs_params.png")
+        cls_colours, sr_colours = variant_colours(cls_names), variant_colours([*sr_names, SR_REFERENCE])
+        plot_curves(_curves(cls_names), "val_acc", cls_colours, fig / "classification_curves.png")
+        plot_curves(_curves(sr_names), "val_psnr", sr_colours, fig / "sr_curves.png")
+        plot_quality_vs_params(cls, "accuracy", cls_colours, fig / "classification_quality_vs_params.png")
         held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
-        plot_quality_vs_params(held_out, "psnr", fig / "sr_quality_vs_params.png")
+        plot_quality_vs_params(held_out, "psnr", sr_colours, fig / "sr_quality_vs_params.png")
         sample = sorted((EVAL / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
         truth = next(q for q in (RAW / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
         panels = [(n, load_image(EVAL / n / sample.name)) for n in [SR_REFERENCE, *sr_names]]
