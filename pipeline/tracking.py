@@ -88,16 +88,20 @@ def test_metrics(test: dict, scale: int | None) -> dict[str, float]:
     return {f"test_{name}_{key}": value for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 
 
-def log_test_metrics(store: Store, runs: list[dict], test: dict) -> None:
-    """Attach a variant's test figures to its training runs (one per scale for SR)."""
+def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
+    """Attach each variant's test figures to its training runs (one per scale for SR).
+
+    ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
+    """
     import mlflow
     from mlflow.entities import Metric
 
     client = mlflow.MlflowClient(store.uri)
     now = int(time.time() * 1000)
-    for run in runs:
-        metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["scale"]).items()]
-        client.log_batch(run["run_id"], metrics=metrics)
+    for runs, test in results:
+        for run in runs:
+            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["scale"]).items()]
+            client.log_batch(run["run_id"], metrics=metrics)
 
 
 def git_commit(root: Path) -> str:

@@ -33,10 +33,8 @@ def _curves(names: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def _publish(names: list[str], store: Store) -> None:
-    for name in names:
-        runs = json.loads((MODELS / name / "runs.json").read_text())
-        test = json.loads((EVAL / name / "metrics.json").read_text())["test"]
-        log_test_metrics(store, runs, test)
+    log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
+                              json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])
 
 
 @command
