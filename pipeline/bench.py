@@ -13,6 +13,11 @@ from pipeline.patches import extract_pairs
 from pipeline.resize import imresize
 
 
+def _sync(device: str) -> Callable[[], None]:
+    """What waits for queued GPU work, so a timing covers the work itself."""
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
 def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
     """Median seconds of ``fn`` after two warm-up calls."""
     for _ in range(2):
@@ -31,7 +36,7 @@ def lstm_kernels(device: str, batch: int = 64, steps: int = 100, features: int =
                  repeats: int = 5) -> dict:
     """Forward+backward of the gate-equation LSTM against nn.LSTM (cuDNN on a GPU), same weights."""
     torch.manual_seed(0)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = _sync(device)
     ref = nn.LSTM(features, hidden, batch_first=True).to(device)
     ours = GateLSTM(features, hidden).to(device)
     ours.load_state_dict(ref.state_dict())
@@ -47,7 +52,7 @@ def lstm_kernels(device: str, batch: int = 64, steps: int = 100, features: int =
 
 def resize_throughput(device: str, side: int = 512, repeats: int = 5) -> dict:
     """MATLAB-bicubic x1/2 then x2 of an RGB image: megapixels (HR) per second."""
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = _sync(device)
     img = torch.rand(3, side, side, dtype=torch.float64, device=device)
     t = _timed(lambda: imresize(imresize(img, 0.5, quantize=True), 2, quantize=True), repeats, sync)
     return {"device": device, "side": side, "hr_megapixels_per_s": side * side / 1e6 / t}
