@@ -1,20 +1,44 @@
+"""Shared fixtures: the project root, a fresh copy of the project, the CLI and DVC as a user runs them,
+params edits, and a real HTTP server on 127.0.0.1.
+
+Helpers are fixtures (not imports from test modules), so a bare `pytest` collects
+without the project root on sys.path.
+"""
+
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRROR = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def copy_project(dest: Path) -> Path:
-    """A copy of the project's sources and params in a fresh git repo, as a clone would be (no outputs)."""
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The local mirror of the SR benchmark sets; tests that need it skip without it."""
+    path = ROOT.parent / "shared" / "data"
+    if not (path / "Set5").is_dir():
+        pytest.skip("no local mirror of Set5/Set14")
+    return path
+
+
+def _copy_project(dest: Path) -> Path:
+    """The project's sources and params in a fresh git repo, as a clone would be (no outputs)."""
     outputs = {".git", "data", "models", "eval", "reports", "metrics", "plots", "dvc.lock", "mlflow.db",
                "mlartifacts", ".lstmvision"}  # at the top level only: pipeline/models is source
     anywhere = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
@@ -31,13 +55,135 @@ def copy_project(dest: Path) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path):
-    return copy_project(tmp_path / "project")
+def make_project(tmp_path):
+    """make_project(name, profile=None): a fresh copy under tmp_path, optionally with a profile applied."""
+
+    def make(name: str = "project", profile: str | None = None) -> Path:
+        from stages.profile import apply_profile
+
+        dest = _copy_project(tmp_path / name)
+        if profile:
+            apply_profile(dest, profile)
+        return dest
+
+    return make
 
 
-def run_cli(args, cwd, env=None, timeout=600):
-    """Run the installed `lstmvision` entry point as a user would."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None) if env is None or "MLFLOW_TRACKING_URI" not in env else None
-    return subprocess.run([sys.executable, "-m", "stages", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def project(make_project):
+    return make_project()
+
+
+@pytest.fixture
+def tiny(make_project):
+    return make_project(profile="tiny")
+
+
+def _env(tracking_uri: str | None, extra: dict | None) -> dict:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(extra or {})}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    elif "MLFLOW_TRACKING_URI" not in (extra or {}):
+        env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """cli(args, cwd, env=None): the `lstmvision` entry point run as a user would, output captured."""
+
+    def run(args, cwd, env=None, timeout=600):
+        return subprocess.run([sys.executable, "-m", "stages", *args], cwd=cwd, env=_env(None, env),
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def dvc():
+    """dvc(project, *args, tracking_uri=None): a real DVC command in the project copy."""
+
+    def run(project, *args, timeout=600, tracking_uri=None):
+        return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=_env(tracking_uri, None),
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def set_params():
+    """set_params(project, **{"dotted.key": value}): edit params.yaml of a project copy."""
+
+    def update(project, **updates):
+        path = project / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        for dotted, value in updates.items():
+            node = params
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    return update
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes) on 127.0.0.1. ``fail[path] = [500, 500]`` answers those codes
+    first; ``truncate[path] = n`` cuts the first full response after n bytes."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.fail: dict[str, list[int]] = defaultdict(list)
+        self.truncate: dict[str, int] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                if server.fail[self.path]:
+                    self.send_error(server.fail[self.path].pop(0))
+                    return
+                if self.path == "/health":
+                    body = b"OK"
+                elif self.path in server.files:
+                    body = server.files[self.path]
+                else:
+                    self.send_error(404)
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                cut = server.truncate.pop(self.path, None)
+                self.wfile.write(body[start:cut] if cut is not None else body[start:])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def file_server():
+    """A started FileServer, shut down after the test."""
+    server = FileServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()

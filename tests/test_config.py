@@ -1,12 +1,13 @@
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.config import flatten, load_params, parse_params
 from pipeline.errors import ParamsError
-from tests.conftest import ROOT, run_cli
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -46,20 +47,20 @@ def test_bad_values_name_the_key(path, value, needle):
     assert needle in message and "\n" not in message
 
 
-def test_cli_exits_2_before_touching_outputs(project):
+def test_cli_exits_2_before_touching_outputs(project, cli):
     (project / "data" / "raw").mkdir(parents=True)
     marker = project / "data" / "raw" / "keep.txt"
     marker.write_text("precious")
     (project / "params.yaml").write_text(yaml.safe_dump(_with("data.sr.scales", [7])))
-    proc = run_cli(["download"], cwd=project)
+    proc = cli(["download"], cwd=project)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: params.yaml: data.sr.scales: 7 is not one of 2, 3, 4"
     assert marker.read_text() == "precious"
 
 
-def test_broken_yaml_is_one_line(project):
+def test_broken_yaml_is_one_line(project, cli):
     (project / "params.yaml").write_text("seed: [1,\n")
-    proc = run_cli(["split"], cwd=project)
+    proc = cli(["split"], cwd=project)
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and proc.stderr.count("\n") == 1
 
 

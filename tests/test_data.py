@@ -18,8 +18,6 @@ from pipeline.images import load_folder, load_image
 from pipeline.patches import extract_dataset, extract_pairs, to_y8
 from pipeline.resize import imresize
 from pipeline.sources import MIRROR_SETS, MirrorSet, download_files, materialize
-from tests.conftest import MIRROR, run_cli
-from tests.httpserver import FileServer
 
 
 def test_embedded_mnist(tmp_path):
@@ -46,11 +44,10 @@ def _fake_mirror(root, files):
     return folder
 
 
-@pytest.mark.skipif(not (MIRROR / "Set5").is_dir(), reason="no local mirror")
-def test_mirror_files_are_verified(tmp_path):
+def test_mirror_files_are_verified(tmp_path, mirror):
     out = tmp_path / "out"
     out.mkdir()
-    assert materialize("set5", out, MIRROR, {}).startswith("mirror:")
+    assert materialize("set5", out, mirror, {}).startswith("mirror:")
     assert sorted(p.name for p in out.iterdir()) == sorted(MIRROR_SETS["set5"].checksums)
 
 
@@ -68,7 +65,7 @@ def test_missing_everything_says_what_to_do(tmp_path):
         materialize("set14", tmp_path, None, {})
 
 
-def test_url_source_over_http(tmp_path):
+def test_url_source_over_http(tmp_path, file_server):
     buf = io.BytesIO()
     png = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 200, 30)).save(png, format="PNG")
@@ -77,10 +74,9 @@ def test_url_source_over_http(tmp_path):
         info.size = len(png.getvalue())
         tar.addfile(info, io.BytesIO(png.getvalue()))
     blob = buf.getvalue()
-    with FileServer() as server:
-        server.files["/set.tgz"] = blob
-        source = UrlSource(url=f"{server.url}/set.tgz", sha256=hashlib.sha256(blob).hexdigest(), subdir="bundle/HR")
-        origin = materialize("set14", tmp_path, None, {"set14": source})
+    file_server.files["/set.tgz"] = blob
+    source = UrlSource(url=f"{file_server.url}/set.tgz", sha256=hashlib.sha256(blob).hexdigest(), subdir="bundle/HR")
+    origin = materialize("set14", tmp_path, None, {"set14": source})
     assert origin.startswith("url:") and [p.name for p in tmp_path.iterdir()] == ["img.png"]
 
 
@@ -144,7 +140,7 @@ def _idx(array: np.ndarray) -> bytes:
     return gzip.compress(header + array.astype(np.uint8).tobytes())
 
 
-def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path):
+def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path, file_server):
     rng = np.random.default_rng(0)
     arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 255, (30, 28, 28)),
               "train-labels-idx1-ubyte.gz": np.arange(30) % 10,
@@ -154,10 +150,9 @@ def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path):
     spec = MirrorSet("MNIST", {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()})
     out = tmp_path / "mnist"
     out.mkdir()
-    with FileServer() as server:
-        for name, blob in blobs.items():
-            server.files[f"/good/{name}"] = blob
-        base = download_files(spec, (f"{server.url}/gone/", f"{server.url}/good/"), out)
+    for name, blob in blobs.items():
+        file_server.files[f"/good/{name}"] = blob
+    base = download_files(spec, (f"{file_server.url}/gone/", f"{file_server.url}/good/"), out)
     assert base.endswith("/good/")
     idx_to_arrays(out)
     assert [p.name for p in out.iterdir()] == ["arrays.npz"]
@@ -170,7 +165,7 @@ def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path):
         read_idx(tmp_path / "bad.gz")
 
 
-def test_split_keeps_a_published_test_split(project):
+def test_split_keeps_a_published_test_split(project, cli):
     raw = project / "data" / "raw" / "mnist"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(1)
@@ -180,7 +175,7 @@ def test_split_keeps_a_published_test_split(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"]["classification"]["source"] = "mnist"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = run_cli(["split"], cwd=project)
+    proc = cli(["split"], cwd=project)
     assert proc.returncode == 0, proc.stderr
     with np.load(project / "data/prepared/classification/test.npz") as z:
         assert len(z["y"]) == 50

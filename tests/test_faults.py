@@ -11,25 +11,16 @@ import mlflow
 import pytest
 import torch
 
-from stages.profile import apply_profile
-from tests.conftest import copy_project, run_cli
-from tests.test_pipeline import _dvc, _set
-
 pytestmark = pytest.mark.slow
 
 
-def tiny_copy(dest):
-    apply_profile(copy_project(dest), "tiny")
-    return dest
-
-
-def test_sigkilled_training_resumes_to_the_same_model(tmp_path):
-    a, b = tiny_copy(tmp_path / "a"), tiny_copy(tmp_path / "b")
+def test_sigkilled_training_resumes_to_the_same_model(make_project, dvc, set_params):
+    a, b = make_project("a", "tiny"), make_project("b", "tiny")
     for p in (a, b):  # epochs long enough to be killed inside one
-        _set(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 128,
+        set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 128,
                    "variants.lstm_row.optim.epochs": 4})
     target = "train_classification@lstm_row"
-    assert _dvc(a, "repro", target).returncode == 0
+    assert dvc(a, "repro", target).returncode == 0
 
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=b, env=env,
@@ -43,7 +34,7 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path):
     proc.wait()
     assert not (b / "models/lstm_row/model.pt").exists()
 
-    resumed = _dvc(b, "repro", target)
+    resumed = dvc(b, "repro", target)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr + resumed.stdout
     weights_a = torch.load(a / "models/lstm_row/model.pt", weights_only=True)
@@ -55,12 +46,12 @@ def test_sigkilled_training_resumes_to_the_same_model(tmp_path):
     assert curve_a == (b / "plots/train/lstm_row.csv").read_text()
 
 
-def test_diverging_loss_stops_and_marks_the_run_failed(tmp_path):
-    p = tiny_copy(tmp_path / "p")
-    _set(p, **{"variants.lsrcnn.optim.lr": 1.0e12})
+def test_diverging_loss_stops_and_marks_the_run_failed(tiny, cli, set_params):
+    p = tiny
+    set_params(p, **{"variants.lsrcnn.optim.lr": 1.0e12})
     for stage in ("download", "patches"):
-        assert run_cli([stage], cwd=p).returncode == 0
-    proc = run_cli(["train", "lsrcnn"], cwd=p)
+        assert cli([stage], cwd=p).returncode == 0
+    proc = cli(["train", "lsrcnn"], cwd=p)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: loss is") and "diverged" in last
@@ -70,12 +61,12 @@ def test_diverging_loss_stops_and_marks_the_run_failed(tmp_path):
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
-def test_two_runs_with_the_same_params_give_identical_metrics(tmp_path):
+def test_two_runs_with_the_same_params_give_identical_metrics(make_project, cli):
     results = []
     for name in ("one", "two"):
-        p = tiny_copy(tmp_path / name)
+        p = make_project(name, "tiny")
         for stage in (["download"], ["patches"], ["train", "lsrcnn"], ["evaluate", "lsrcnn"]):
-            proc = run_cli(stage, cwd=p)
+            proc = cli(stage, cwd=p)
             assert proc.returncode == 0, proc.stderr[-2000:]
         results.append(json.loads((p / "metrics/lsrcnn.json").read_text()))
     assert results[0] == results[1]

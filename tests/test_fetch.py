@@ -7,8 +7,6 @@ import pytest
 
 from pipeline.errors import FetchError
 from pipeline.fetch import download, extract, fetch
-from tests.conftest import ROOT, run_cli
-from tests.httpserver import FileServer
 
 
 def sha(data: bytes) -> str:
@@ -39,9 +37,8 @@ def make_zip(members: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def server():
-    with FileServer() as s:
-        yield s
+def server(file_server):
+    return file_server
 
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
@@ -114,7 +111,7 @@ def test_unsafe_archives_are_refused_without_writing(tmp_path, blob):
     assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
 
 
-def test_fetch_cli_success_and_refusals(server, tmp_path):
+def test_fetch_cli_success_and_refusals(server, tmp_path, cli, root):
     blob = make_tar({"x/one.txt": b"1"})
     server.files["/ok.tgz"] = blob
     server.files["/evil.tgz"] = evil = make_tar({"../../escape.txt": b"x"})
@@ -122,16 +119,16 @@ def test_fetch_cli_success_and_refusals(server, tmp_path):
     into.mkdir()
     (into / "existing.txt").write_text("keep")
 
-    ok = run_cli(["fetch", f"{server.url}/ok.tgz", "--sha256", sha(blob), "--into", str(into)], cwd=ROOT)
+    ok = cli(["fetch", f"{server.url}/ok.tgz", "--sha256", sha(blob), "--into", str(into)], cwd=root)
     assert ok.returncode == 0, ok.stderr
     assert (into / "x" / "one.txt").read_text() == "1" and (into / "existing.txt").read_text() == "keep"
 
     before = sorted(p.relative_to(into) for p in into.rglob("*"))
     for url, digest in ((f"{server.url}/ok.tgz", "f" * 64), (f"{server.url}/evil.tgz", sha(evil)),
                         (f"{server.url}/missing.tgz", "f" * 64)):
-        proc = run_cli(["fetch", url, "--sha256", digest, "--into", str(into)], cwd=ROOT)
+        proc = cli(["fetch", url, "--sha256", digest, "--into", str(into)], cwd=root)
         assert proc.returncode == 1
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
         assert sorted(p.relative_to(into) for p in into.rglob("*")) == before
-    bad = run_cli(["fetch", f"{server.url}/ok.tgz", "--sha256", "xyz", "--into", str(into)], cwd=ROOT)
+    bad = cli(["fetch", f"{server.url}/ok.tgz", "--sha256", "xyz", "--into", str(into)], cwd=root)
     assert bad.returncode == 2

@@ -11,10 +11,6 @@ import time
 
 import mlflow
 import pytest
-import yaml
-
-from stages.profile import apply_profile
-from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,36 +21,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _set(project, **updates):
-    """Update params.yaml in the copy: keys are dotted paths."""
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in updates.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def _dvc(project, *args, timeout=600, tracking_uri=None):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-@pytest.fixture
-def tiny(project):
-    apply_profile(project, "tiny")
-    return project
-
-
-def test_dvc_repro_from_scratch_to_report_and_gate(tiny):
-    proc = _dvc(tiny, "repro")
+def test_dvc_repro_from_scratch_to_report_and_gate(tiny, cli, dvc, set_params):
+    proc = dvc(tiny, "repro")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/lstm_row/model.pt",
                 "models/lsrcnn/x2/model.pt", "reports/report.md", "reports/figures/sr_crops.png",
@@ -70,40 +38,40 @@ def test_dvc_repro_from_scratch_to_report_and_gate(tiny):
     page = (tiny / "reports/report.html").read_text()
     assert page.count("<table>") == 2 and '<img alt="crops" src="figures/sr_crops.png"' in page
 
-    shown = _dvc(tiny, "metrics", "show", "--json")
+    shown = dvc(tiny, "metrics", "show", "--json")
     assert shown.returncode == 0 and "test.accuracy" not in shown.stderr
     assert json.loads(shown.stdout)  # DVC reads our metric files with no custom code
 
     # Nothing changed: nothing runs. One variant's knob changed: only its train/evaluate and the report.
-    again = _dvc(tiny, "repro")
+    again = dvc(tiny, "repro")
     assert "Running stage" not in again.stdout, again.stdout
-    _set(tiny, **{"variants.lstm_row.optim.epochs": 1})
-    status = _dvc(tiny, "status", "--json")
+    set_params(tiny, **{"variants.lstm_row.optim.epochs": 1})
+    status = dvc(tiny, "status", "--json")
     changed = set(json.loads(status.stdout))
     assert changed == {"train_classification@lstm_row"}, changed
-    _set(tiny, **{"variants.lstm_row.optim.epochs": 3})
+    set_params(tiny, **{"variants.lstm_row.optim.epochs": 3})
 
     # The regression gate: the current metrics as baseline pass; a model that cannot learn fails.
-    update = run_cli(["check", "--update"], cwd=tiny)
+    update = cli(["check", "--update"], cwd=tiny)
     assert update.returncode == 0, update.stderr
     baseline = json.loads((tiny / "baselines/default.json").read_text())
     assert set(baseline) == {"lstm_row", "lsrcnn", "bicubic"}
-    same = run_cli(["check"], cwd=tiny)
+    same = cli(["check"], cwd=tiny)
     assert same.returncode == 0 and "no regression" in same.stdout
 
-    _set(tiny, **{"variants.lstm_row.optim.lr": 0.0})  # a model that cannot learn
-    rerun = _dvc(tiny, "repro")
+    set_params(tiny, **{"variants.lstm_row.optim.lr": 0.0})  # a model that cannot learn
+    rerun = dvc(tiny, "repro")
     assert rerun.returncode == 0
     ran = set(re.findall(r"Running stage '([^']+)'", rerun.stdout))
     assert ran == {"train_classification@lstm_row", "evaluate_classification@lstm_row", "report"}, ran
-    worse = run_cli(["check"], cwd=tiny)
+    worse = cli(["check"], cwd=tiny)
     assert worse.returncode == 1
     regressed = [line for line in worse.stdout.splitlines() if "REGRESSED" in line]
     assert len(regressed) == 1 and "lstm_row" in regressed[0] and "test.accuracy" in regressed[0]
     assert "lsrcnn" in worse.stdout and worse.stderr.startswith("error: 1 metric(s) regressed")
 
 
-def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path):
+def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path, dvc):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -120,7 +88,7 @@ def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path):
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
                 time.sleep(0.5)
-        proc = _dvc(tiny, "repro", tracking_uri=uri)
+        proc = dvc(tiny, "repro", tracking_uri=uri)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert not (tiny / "mlflow.db").exists()  # everything went to the server
 
@@ -145,17 +113,17 @@ def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path):
         server.wait(timeout=30)
 
 
-def test_unreachable_server_fails_fast_or_falls_back(tiny):
-    assert run_cli(["download"], cwd=tiny).returncode == 0
-    assert run_cli(["split"], cwd=tiny).returncode == 0
+def test_unreachable_server_fails_fast_or_falls_back(tiny, cli, set_params):
+    assert cli(["download"], cwd=tiny).returncode == 0
+    assert cli(["split"], cwd=tiny).returncode == 0
     closed = f"http://127.0.0.1:{_free_port()}"
     started = time.monotonic()
-    proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
+    proc = cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
     assert proc.returncode == 1 and time.monotonic() - started < 60
     assert proc.stderr.strip().startswith("error: MLflow server") and proc.stderr.strip().count("\n") == 0
     assert not (tiny / "models").exists()
 
-    _set(tiny, **{"tracking.on_unreachable": "local"})
-    proc = run_cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
+    set_params(tiny, **{"tracking.on_unreachable": "local"})
+    proc = cli(["train", "lstm_row"], cwd=tiny, env={"MLFLOW_TRACKING_URI": closed})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tiny / "mlflow.db").exists() and "unreachable" in proc.stderr

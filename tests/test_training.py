@@ -13,7 +13,6 @@ from pipeline.datasets import pixel_permutation, sequence_view
 from pipeline.models import load_model
 from pipeline.tracking import resolve_store
 from pipeline.training import code_digest, precision_for, train
-from tests.conftest import ROOT, run_cli
 
 
 def _synthetic_classification(folder, n=96, side=28, seed=0):
@@ -26,8 +25,8 @@ def _synthetic_classification(folder, n=96, side=28, seed=0):
 
 
 @pytest.mark.parametrize("name", ["lstm_pixel", "lstm_permuted"])
-def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name, root):
+    raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["variants"][name]["optim"].update(epochs=1, batch_size=16, max_steps_per_epoch=2)
     raw["variants"][name]["model"]["hidden"] = 16
     params = parse_params(raw)
@@ -69,8 +68,8 @@ def test_precision_is_mixed_only_on_a_gpu():
     assert precision_for("bf16-mixed") == "bf16-mixed"
 
 
-def test_bench_reports_ratios(tmp_path):
-    proc = run_cli(["bench", "--quick", "--json", str(tmp_path / "b.json")], cwd=ROOT)
+def test_bench_reports_ratios(tmp_path, cli, root):
+    proc = cli(["bench", "--quick", "--json", str(tmp_path / "b.json")], cwd=root)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["lstm"][0]["gate_over_nn_lstm"] > 0
