@@ -1,19 +1,28 @@
 """params.yaml schema: the single source of knobs, validated before any stage touches an output.
 
+params.yaml is also the single source of defaults: every knob is required here,
+except those whose absence means "off" (``limit``, ``max_patches``, ``grad_clip``,
+...). Model options default in pipeline.architectures, next to their bounds.
+
 A bad value raises :class:`ParamsError` whose message is one line naming the
 key path and what was expected; the CLI turns it into exit code 2.
 """
 
 from __future__ import annotations
 
-import inspect
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from pipeline.architectures import ARCHITECTURES
 from pipeline.errors import ParamsError
+
+# Variant names become folder and file names (models/NAME, metrics/NAME.json) and DVC stage keys.
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_SEED = 2**31 - 1
 
 
 class Strict(BaseModel):
@@ -21,11 +30,11 @@ class Strict(BaseModel):
 
 
 class Tracking(Strict):
-    uri: str = "sqlite:///mlflow.db"
-    artifacts: str = "mlartifacts"
+    uri: str
+    artifacts: str
     # What to do when the tracking server does not answer: stop, or log to the local store.
-    on_unreachable: Literal["fail", "local"] = "fail"
-    timeout_s: float = Field(5.0, gt=0)
+    on_unreachable: Literal["fail", "local"]
+    timeout_s: float = Field(gt=0)
 
 
 class UrlSource(Strict):
@@ -35,21 +44,21 @@ class UrlSource(Strict):
 
 
 class ClassificationData(Strict):
-    source: str = "mnist_embedded"
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0, lt=0.5)
-    limit: int | None = Field(None, gt=0)  # cap on training samples, for tiny profiles
+    source: str
+    val_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    limit: int | None = Field(None, ge=100)  # cap on training samples, for small profiles
 
 
 class SRData(Strict):
-    train: list[str] = ["skimage_train"]
-    test: str = "skimage_test"
-    benchmarks: list[str] = []
-    scales: list[int] = Field([2], min_length=1)
-    patch_size: int = Field(48, ge=8, le=512)  # HR patch side
-    stride: int = Field(24, ge=1)
-    augment: bool = True  # the 8 flips/rotations of each patch
-    val_fraction: float = Field(0.05, gt=0, lt=0.5)
+    train: list[str] = Field(min_length=1)
+    test: str
+    benchmarks: list[str]
+    scales: list[int] = Field(min_length=1)
+    patch_size: int = Field(ge=8, le=512)  # HR side
+    stride: int = Field(ge=1)
+    augment: bool  # the 8 flips/rotations of each patch
+    val_fraction: float = Field(gt=0, lt=0.5)
     max_patches: int | None = Field(None, gt=0)
 
     @field_validator("scales")
@@ -58,6 +67,8 @@ class SRData(Strict):
         for s in scales:
             if s not in (2, 3, 4):
                 raise ValueError(f"{s} is not one of 2, 3, 4")
+        if len(set(scales)) != len(scales):
+            raise ValueError("a scale is listed twice")
         return scales
 
     @field_validator("patch_size")
@@ -70,20 +81,20 @@ class SRData(Strict):
 
 
 class Data(Strict):
-    mirror: str | None = None  # LSTMVISION_MIRROR overrides
-    sources: dict[str, UrlSource] = {}  # extra or overriding URL sources by dataset name
-    classification: ClassificationData = ClassificationData()
-    sr: SRData = SRData()
+    mirror: str | None  # LSTMVISION_MIRROR overrides
+    sources: dict[str, UrlSource]  # extra or overriding URL sources by dataset name
+    classification: ClassificationData
+    sr: SRData
 
 
 class Trainer(Strict):
-    accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: str = "auto"
-    precision: str = "auto"  # 16-mixed on a GPU, 32 elsewhere
-    num_workers: int = Field(0, ge=0)
-    deterministic: bool = True
+    accelerator: str
+    devices: Any
+    num_nodes: int = Field(ge=1)
+    strategy: str
+    precision: str  # auto: 16-mixed on a GPU, 32 elsewhere
+    num_workers: int = Field(ge=0)
+    deterministic: bool
 
 
 class Optim(Strict):
@@ -96,10 +107,18 @@ class Optim(Strict):
 
 
 class Variant(Strict):
-    arch: str  # a key of pipeline.models.ARCHITECTURES, which also fixes the task
+    arch: str  # a key of pipeline.architectures.ARCHITECTURES, which also fixes the task
     view: Literal["rows", "pixels", "permuted", "image"] = "image"
-    model: dict[str, Any] = {}
+    model: dict[str, Any] = {}  # as written in params; options() completes it with the defaults
     optim: Optim
+
+    @property
+    def task(self) -> str:
+        return ARCHITECTURES[self.arch].task
+
+    def options(self) -> dict[str, Any]:
+        """Every model option, the ones params leaves out at their defaults."""
+        return ARCHITECTURES[self.arch].options.model_validate(self.model).model_dump()
 
 
 class RunLists(Strict):
@@ -110,83 +129,86 @@ class RunLists(Strict):
 
 
 class Check(Strict):
-    """The regression gate: current metrics against a committed baseline."""
+    """The regression gate: current metrics against a committed baseline (pipeline.regression)."""
 
-    baseline: str = "baselines/default.json"
-    # Allowed drop per metric name (the last part of a metric key); a bigger drop fails.
-    tolerance: dict[str, float] = {"accuracy": 0.01, "psnr": 0.05, "ssim": 0.002}
+    baseline: str
+    alpha: float = Field(gt=0, lt=0.5)  # one-sided false-alarm rate per metric
+    floor: dict[str, float]  # smallest margin per metric name, whatever the recorded spread
 
 
 class Report(Strict):
-    crop_size: int = Field(96, ge=16)
+    crop_size: int = Field(ge=16)
+    alpha: float = Field(gt=0, lt=0.5)  # significance level of the tie/difference calls
 
 
 class Params(Strict):
-    seed: int = 42
-    tracking: Tracking = Tracking()
-    data: Data = Data()
-    trainer: Trainer = Trainer()
+    seed: int = Field(ge=0, le=MAX_SEED)  # data: splits, patch subsets
+    seeds: list[int] = Field(min_length=1, max_length=32)  # training: one run per seed and variant
+    tracking: Tracking
+    data: Data
+    trainer: Trainer
     run: RunLists
     variants: dict[str, Variant]
-    report: Report = Report()
-    check: Check = Check()
+    report: Report
+    check: Check
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if any(s < 0 or s > MAX_SEED for s in seeds):
+            raise ValueError(f"seeds must be between 0 and {MAX_SEED}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("a seed is listed twice")
+        return seeds
 
     @model_validator(mode="after")
     def _run_names_known(self):
+        for name in self.variants:
+            if not NAME.match(name) or name == "bicubic":
+                raise ValueError(f"variants: '{name}' must be lower-case letters, digits and _ "
+                                 "(it names folders), and not 'bicubic' (the untrained baseline)")
         for task in ("classification", "sr"):
-            for name in getattr(self.run, task):
+            names = getattr(self.run, task)
+            for name in names:
                 if name not in self.variants:
                     raise ValueError(f"run.{task}: '{name}' is not a key of variants")
-        if "bicubic" in self.variants:
-            raise ValueError("variants: 'bicubic' is reserved for the untrained baseline")
+            if len(set(names)) != len(names):
+                raise ValueError(f"run.{task}: a variant is listed twice")
         return self
 
     def enabled(self, task: str) -> dict[str, Variant]:
         return {n: self.variants[n] for n in getattr(self.run, task)}
 
 
-def task_of(variant: Variant) -> str:
-    from pipeline.models import ARCHITECTURES
-
-    return ARCHITECTURES[variant.arch].task
-
-
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, prefix: str = "") -> str:
     err = exc.errors()[0]
-    path = ".".join(str(p) for p in err["loc"])
+    path = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"params.yaml: {path + ': ' if path else ''}{msg}{more}"
 
 
-def check_arch_options(params: Params) -> None:
-    """Each variant's ``model`` options must be keyword arguments of its architecture."""
-    from pipeline.models import ARCHITECTURES
+def check_variants(params: Params) -> None:
+    """Each variant's architecture, task, view and model options (the architecture's schema)."""
 
     def bad(where: str, what: str) -> ParamsError:
         return ParamsError(f"params.yaml: {where}: {what}")
 
     for name, variant in params.variants.items():
         where = f"variants.{name}"
-        if variant.arch not in ARCHITECTURES:
+        spec = ARCHITECTURES.get(variant.arch)
+        if spec is None:
             raise bad(f"{where}.arch", f"unknown '{variant.arch}', expected one of {', '.join(sorted(ARCHITECTURES))}")
-        arch = ARCHITECTURES[variant.arch]
         for task in ("classification", "sr"):
-            if name in getattr(params.run, task) and arch.task != task:
-                raise bad(f"run.{task}", f"'{name}' has {arch.task} architecture '{variant.arch}'")
-        if arch.task == "classification" and variant.view not in arch.views:
+            if name in getattr(params.run, task) and spec.task != task:
+                raise bad(f"run.{task}", f"'{name}' has {spec.task} architecture '{variant.arch}'")
+        if spec.task == "classification" and variant.view not in spec.views:
             raise bad(f"{where}.view", f"'{variant.view}' not supported by {variant.arch}, "
-                                       f"expected one of {', '.join(arch.views)}")
-        signature = inspect.signature(arch.cls).parameters.values()
-        accepted = {p.name: p for p in signature if p.name not in arch.supplied}
-        for key, value in variant.model.items():
-            if key not in accepted:
-                raise bad(f"{where}.model.{key}", f"unknown option, expected one of {', '.join(accepted)}")
-            default = accepted[key].default
-            typed = default not in (inspect.Parameter.empty, None)
-            int_for_float = isinstance(default, float) and isinstance(value, int)
-            if typed and type(value) is not type(default) and not int_for_float:
-                raise bad(f"{where}.model.{key}", f"expected {type(default).__name__}, got {value!r}")
+                                       f"expected one of {', '.join(spec.views)}")
+        try:
+            spec.options.model_validate(variant.model)
+        except ValidationError as exc:
+            raise ParamsError(_one_line(exc, f"{where}.model")) from None
 
 
 def parse_params(raw: Any) -> Params:
@@ -196,7 +218,7 @@ def parse_params(raw: Any) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(_one_line(exc)) from None
-    check_arch_options(params)
+    check_variants(params)
     return params
 
 

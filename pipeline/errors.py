@@ -31,3 +31,9 @@ class TrackingError(LstmvisionError):
 
 class DivergenceError(LstmvisionError):
     """The training loss became NaN or infinite."""
+
+
+class InputError(LstmvisionError):
+    """An input file (a baseline, a metrics file) is malformed; the message names it."""
+
+    exit_code = 2

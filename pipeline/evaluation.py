@@ -8,16 +8,23 @@ and compared with the HR on Y, ``scale`` pixels cropped from each border.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from pipeline.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.images import modcrop
+from pipeline.images import load_folder, modcrop
 from pipeline.metrics import psnr_y, quantize, ssim_y
 from pipeline.resize import imresize
+from pipeline.stats import summary
+
+DETERMINISTIC = "deterministic"  # the seed label of a model without one (bicubic)
 
 Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
 
@@ -76,13 +83,49 @@ def summarize(scores: list[ImageScore]) -> dict:
 
 
 @torch.no_grad()
-def classify(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[float, float]:
-    """(accuracy, images per second) of ``net`` over a loader of (x, y) batches."""
+def classify(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """(per-image correctness, images per second) of ``net`` over a loader of (x, y) batches."""
     net = net.to(device).eval()
-    correct = total = 0
+    correct = []
     started = time.perf_counter()
     for x, y in loader:
-        pred = net(x.to(device)).argmax(-1).cpu()
-        correct += int((pred == y).sum())
-        total += len(y)
-    return correct / total, total / (time.perf_counter() - started)
+        correct.append((net(x.to(device)).argmax(-1).cpu() == y).numpy())
+    flags = np.concatenate(correct)
+    return flags, len(flags) / (time.perf_counter() - started)
+
+
+def sr_test_sets(raw: Path, test: str, benchmarks: list[str]) -> dict[str, list]:
+    """The held-out images, plus every benchmark the download stage could get (its manifest says which)."""
+    manifest = json.loads((Path(raw) / "manifest.json").read_text())
+    names = [test] + [b for b in benchmarks if manifest.get(b, {}).get("available")]
+    return {name: load_folder(Path(raw) / name) for name in dict.fromkeys(names)}
+
+
+def score_sr(upscale: Upscaler, sets: dict[str, list], scale: int, seed: str
+             ) -> tuple[list[dict], torch.Tensor, float]:
+    """Per-image rows (set, scale, seed, image, psnr, ssim) over every set; also the first set's first
+    output (a sample to show) and that set's images per second."""
+    rows, sample, rate = [], None, 0.0
+    for set_name, images in sets.items():
+        started = time.perf_counter()
+        scores, outputs = evaluate_images(upscale, images, scale)
+        if sample is None:
+            sample, rate = outputs[0], len(images) / (time.perf_counter() - started)
+        rows += [{"set": set_name, "scale": scale, "seed": seed, "image": s.name, "psnr": s.psnr, "ssim": s.ssim}
+                 for s in scores]
+    return rows, sample, rate
+
+
+def sr_metrics(per_image: pd.DataFrame) -> dict:
+    """{set: {x<scale>: {psnr|ssim: mean/std/n over seeds of the set's mean}}}."""
+    out: dict = {}
+    for (set_name, scale), part in per_image.groupby(["set", "scale"], sort=False):
+        per_seed = part.groupby("seed", sort=False)[["psnr", "ssim"]].mean()
+        out.setdefault(set_name, {})[f"x{scale}"] = {"psnr": summary(per_seed.psnr.to_dict(), 4),
+                                                     "ssim": summary(per_seed.ssim.to_dict(), 5)}
+    return out
+
+
+def accuracy_metrics(per_image: pd.DataFrame) -> dict:
+    """{"accuracy": mean/std/n over seeds}."""
+    return {"accuracy": summary(per_image.groupby("seed", sort=False).correct.mean().to_dict(), 5)}

@@ -65,6 +65,3 @@ def ssim_y(pred: torch.Tensor, target: torch.Tensor, crop: int) -> float:
     )
     return ssim_map.mean().item()
 
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return (logits.argmax(dim=-1) == labels).float().mean().item()

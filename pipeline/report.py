@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,51 +10,119 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-CLS_REFERENCE, SR_REFERENCE = "lstm_row", "bicubic"
+from pipeline.stats import holm, mcnemar, signed_rank  # noqa: E402
+
+SR_REFERENCE = "bicubic"
 
 
 def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    return json.loads(path.read_text())
 
 
-def classification_table(names: list[str], models_dir: Path, eval_dir: Path) -> pd.DataFrame:
-    rows = []
+def pm(s: dict, digits: int) -> str:
+    """A summary as 'mean ± std (n)'."""
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['n']})"
+
+
+def calls(means: dict[str, float], pvalue, alpha: float) -> tuple[dict[str, int], dict[str, str]]:
+    """Ranks where ties share a rank, and each variant's call against the leader.
+
+    ``pvalue(a, b)`` is the test of one pair; p-values are Holm-adjusted over all
+    pairs. A variant's rank is 1 + the number of variants significantly better
+    than it, so variants the test cannot separate share a rank.
+    """
+    names = sorted(means, key=means.get, reverse=True)
+    pairs = list(itertools.combinations(names, 2))
+    adjusted = dict(zip(pairs, holm([pvalue(a, b) for a, b in pairs]), strict=True)) if pairs else {}
+
+    def p_of(a, b):
+        return adjusted.get((a, b), adjusted.get((b, a), 1.0))
+
+    rank = {n: 1 + sum(1 for m in names if means[m] > means[n] and p_of(m, n) < alpha) for n in names}
+    leader = names[0]
+    call = {leader: "leader"}
+    for n in names[1:]:
+        p = p_of(leader, n)
+        call[n] = f"{'worse' if p < alpha else 'tie'} (p={p:.2g})"
+    return rank, call
+
+
+def budget_note(epochs: dict[str, int]) -> str:
+    if len(set(epochs.values())) == 1:
+        return f"Equal budget: every variant trained {next(iter(epochs.values()))} epochs."
+    return ("Unequal budgets (see `epochs`): the calls compare trained models at their own budgets, "
+            "not architectures at equal cost.")
+
+
+def classification_table(names: list[str], models_dir: Path, eval_dir: Path, alpha: float
+                         ) -> tuple[pd.DataFrame, int]:
+    """One row per variant: accuracy mean ± std over seeds, rank and call (McNemar, Holm); test-set size."""
+    correct, rows = {}, []
     for name in names:
-        run = _read_json(models_dir / name / "runs.json")[0]
-        rows.append({
-            "variant": name,
-            "accuracy": _read_json(eval_dir / name / "metrics.json")["test"]["accuracy"],
-            "params": run["params_count"], "train_time_s": run["train_time_s"], "epochs": run["epochs"],
-            "images_per_s": round(_read_json(eval_dir / name / "speed.json")["images_per_s"]),
-        })
+        per_image = pd.read_csv(eval_dir / name / "per_image.csv")
+        correct[name] = per_image.pivot(index="image", columns="seed", values="correct").astype(bool)
+        acc = _read_json(eval_dir / name / "metrics.json")["test"]["accuracy"]
+        runs = _read_json(models_dir / name / "runs.json")
+        rows.append({"variant": name, "accuracy": pm(acc, 4), "mean": acc["mean"], "std": acc["std"],
+                     "seeds": acc["n"], "params": runs[0]["params_count"], "epochs": runs[0]["epochs"],
+                     "train_s_per_seed": round(float(np.mean([r["train_time_s"] for r in runs])), 1),
+                     "images_per_s": round(_read_json(eval_dir / name / "speed.json")["images_per_s"])})
     df = pd.DataFrame(rows)
-    if CLS_REFERENCE in names:
-        ref = df.loc[df.variant == CLS_REFERENCE, "accuracy"].iloc[0]
-        df.insert(2, f"vs_{CLS_REFERENCE}", (df.accuracy - ref).round(5))
-    return df.sort_values("accuracy", ascending=False, ignore_index=True)
+
+    def pvalue(a, b):  # pairs matched by (image, seed index): seed lists are the same for every variant
+        return mcnemar(correct[a].to_numpy().ravel(), correct[b].to_numpy().ravel())
+
+    rank, call = calls(dict(zip(df.variant, df["mean"], strict=True)), pvalue, alpha)
+    df.insert(1, "rank", df.variant.map(rank))
+    df.insert(3, "vs leader", df.variant.map(call))
+    n_test = len(next(iter(correct.values())))
+    return df.sort_values(["rank", "mean"], ascending=[True, False], ignore_index=True), n_test
 
 
-def sr_table(names: list[str], models_dir: Path, eval_dir: Path) -> pd.DataFrame:
+def _psnr_pvalue(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """Signed-rank test of per-image PSNR tables (image x seed); a deterministic side (one column)
+    pairs with every seed of the other."""
+    if a.shape[1] == 1:
+        a = pd.concat([a] * b.shape[1], axis=1)
+    if b.shape[1] == 1:
+        b = pd.concat([b] * a.shape[1], axis=1)
+    return signed_rank(a.to_numpy().ravel() - b.to_numpy().ravel())
+
+
+def sr_table(names: list[str], models_dir: Path, eval_dir: Path, alpha: float) -> pd.DataFrame:
+    """One row per (set, scale, variant incl. bicubic): PSNR/SSIM mean ± std, gain, rank and call
+    (Wilcoxon signed-rank on per-image PSNR, Holm, per set and scale)."""
+    everyone = [SR_REFERENCE, *names]
+    per_image = {n: pd.read_csv(eval_dir / n / "per_image.csv", dtype={"seed": str}) for n in everyone}
+    tests = {n: _read_json(eval_dir / n / "metrics.json")["test"] for n in everyone}
+    runs = {n: _read_json(models_dir / n / "runs.json") for n in names}
+    speed = {n: _read_json(eval_dir / n / "speed.json") for n in everyone}
     rows = []
-    for name in [SR_REFERENCE, *names]:
-        test = _read_json(eval_dir / name / "metrics.json")["test"]
-        runs = {r["scale"]: r for r in _read_json(models_dir / name / "runs.json") or []}
-        speed = _read_json(eval_dir / name / "speed.json")
-        for set_name, per_scale in test.items():
-            for scale_key, m in per_scale.items():
-                run = runs.get(int(scale_key[1:]), {})
-                rows.append({"variant": name, "set": set_name, "scale": scale_key, "psnr": m["psnr"],
-                             "ssim": m["ssim"], "params": run.get("params_count", 0),
-                             "train_time_s": run.get("train_time_s", 0.0), "epochs": run.get("epochs", 0),
-                             "images_per_s": round(speed[scale_key], 2)})
+    for set_name, per_scale in tests[SR_REFERENCE].items():
+        for scale_key in per_scale:
+            scale = int(scale_key[1:])
+            psnr = {n: per_image[n][(per_image[n].set == set_name) & (per_image[n].scale == scale)]
+                    .pivot(index="image", columns="seed", values="psnr") for n in everyone}
+            means = {n: tests[n][set_name][scale_key]["psnr"]["mean"] for n in everyone}
+            rank, call = calls(means, lambda a, b, t=psnr: _psnr_pvalue(t[a], t[b]), alpha)
+            base = means[SR_REFERENCE]
+            for n in everyone:
+                m = tests[n][set_name][scale_key]
+                mine = [r for r in runs.get(n, []) if r["scale"] == scale] or [{}]
+                rows.append({"set": set_name, "scale": scale_key, "variant": n, "rank": rank[n],
+                             "psnr": pm(m["psnr"], 3), "vs leader": call[n], "gain_db": round(means[n] - base, 3),
+                             "ssim": pm(m["ssim"], 4), "mean": m["psnr"]["mean"], "std": m["psnr"]["std"],
+                             "images": len(psnr[n]), "params": mine[0].get("params_count", 0),
+                             "epochs": mine[0].get("epochs", 0),
+                             "train_s_per_seed": round(float(np.mean([r.get("train_time_s", 0) for r in mine])), 1),
+                             "images_per_s": round(speed[n][scale_key], 2)})
     df = pd.DataFrame(rows)
-    ref = df[df.variant == SR_REFERENCE].set_index(["set", "scale"]).psnr
-    df.insert(5, f"psnr_vs_{SR_REFERENCE}", [round(r.psnr - ref[(r.set, r.scale)], 4) for r in df.itertuples()])
-    return df.sort_values(["set", "scale", "psnr"], ascending=[True, True, False], ignore_index=True)
+    return df.sort_values(["set", "scale", "rank", "mean"], ascending=[True, True, True, False], ignore_index=True)
 
 
 def variant_colours(names: list[str]) -> dict[str, str]:
@@ -62,32 +131,38 @@ def variant_colours(names: list[str]) -> dict[str, str]:
 
 
 def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str, str], path: Path) -> None:
+    """Validation curves: the mean over seeds as a line, the seeds' range as a band."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, df in curves.items():
         if metric not in df:
             continue
         scales = df["scale"].fillna(0).astype(int) if "scale" in df else pd.Series(0, index=df.index)
         for style, (scale, part) in zip(["-", "--", ":", "-."], df.groupby(scales), strict=False):
-            label = f"{name} x{scale}" if scale else name
-            ax.plot(part.epoch, part[metric], style, marker="o", color=colours[name], label=label)
+            by_epoch = part.groupby("epoch")[metric]
+            mean, low, high = by_epoch.mean(), by_epoch.min(), by_epoch.max()
+            n = part.seed.nunique()
+            label = f"{name} x{scale} (n={n})" if scale else f"{name} (n={n})"
+            ax.plot(mean.index, mean.values, style, marker="o", markersize=3, color=colours[name], label=label)
+            ax.fill_between(mean.index, low.values, high.values, color=colours[name], alpha=0.15, linewidth=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"{metric} (mean over seeds; band: min-max)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_quality_vs_params(df: pd.DataFrame, metric: str, colours: dict[str, str], path: Path) -> None:
+def plot_quality_vs_params(df: pd.DataFrame, label: str, colours: dict[str, str], path: Path) -> None:
+    """Mean over seeds against parameter count, with the seeds' standard deviation as error bars."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in df.itertuples():
-        ax.scatter(r.params, getattr(r, metric), color=colours[r.variant])
-        ax.annotate(r.variant, (r.params, getattr(r, metric)), fontsize=8)
+        ax.errorbar(r.params, r.mean, yerr=r.std, fmt="o", color=colours[r.variant], capsize=3)
+        ax.annotate(r.variant, (r.params, r.mean), fontsize=8)
     ax.set_xscale("symlog")
     ax.set_xlabel("parameters")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -126,3 +201,78 @@ def html_page(markdown_text: str, title: str) -> str:
     body = md.markdown(markdown_text, extensions=["tables"])
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+_SHOWN = {"classification": ["variant", "rank", "accuracy", "vs leader", "seeds", "params", "epochs",
+                             "train_s_per_seed", "images_per_s"],
+          "sr": ["variant", "rank", "psnr", "vs leader", "gain_db", "ssim", "images", "params", "epochs",
+                 "train_s_per_seed", "images_per_s"]}
+
+
+def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
+                 out: Path) -> tuple[str, dict]:
+    """The report's Markdown (figures written under out/figures) and the summary behind it."""
+    from pipeline.images import load_image
+
+    alpha = p.report.alpha
+    cls_names, sr_names = p.run.classification, p.run.sr
+    cls, n_test = classification_table(cls_names, models_dir, eval_dir, alpha)
+    sr = sr_table(sr_names, models_dir, eval_dir, alpha)
+    scale = p.data.sr.scales[0]
+    fig = out / "figures"
+    fig.mkdir()
+    cls_colours, sr_colours = variant_colours(cls_names), variant_colours([*sr_names, SR_REFERENCE])
+    plot_curves({n: curves[n] for n in cls_names}, "val_acc", cls_colours, fig / "classification_curves.png")
+    plot_curves({n: curves[n] for n in sr_names}, "val_psnr", sr_colours, fig / "sr_curves.png")
+    plot_quality_vs_params(cls, "test accuracy (mean ± std over seeds)", cls_colours,
+                           fig / "classification_quality_vs_params.png")
+    held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
+    plot_quality_vs_params(held_out, f"PSNR on {p.data.sr.test} x{scale} (dB)", sr_colours,
+                           fig / "sr_quality_vs_params.png")
+    sample = sorted((eval_dir / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
+    truth = next(q for q in (raw_dir / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
+    panels = [(n, load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *sr_names]]
+    plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
+
+    sr_sections = "\n\n".join(
+        f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
+        for (set_name, s), part in sr.groupby(["set", "scale"], sort=False))
+    epochs_sr = {n: int(sr[sr.variant == n].epochs.iloc[0]) for n in sr_names}
+    text = f"""# lstmvision report
+
+Every figure is the mean ± standard deviation over training seeds (n in brackets; seeds
+{', '.join(map(str, p.seeds))}). `rank`: 1 + the number of variants significantly better
+(ties share a rank); `vs leader`: the call against the top variant. A difference is called
+only when a test supports it at alpha = {alpha} after Holm's correction over all pairs of
+the table; otherwise it is a tie. Tests: see `pipeline/stats.py`.
+
+## Classification ({p.data.classification.source}, {n_test} test images)
+
+Exact McNemar test on per-image correctness, pairs matched by image and seed.
+{budget_note(dict(zip(cls.variant, cls.epochs, strict=True)))}
+Throughput is test-set inference on this machine.
+
+{markdown(cls[_SHOWN['classification']])}
+
+![validation curves](figures/classification_curves.png)
+![accuracy vs parameters](figures/classification_quality_vs_params.png)
+
+## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
+
+PSNR/SSIM under the published protocol: MATLAB-bicubic degradation, 8-bit output,
+Y of BT.601 YCbCr, `scale` pixels cropped from each border. `gain_db` is the mean gain
+over bicubic on the same set and scale. Wilcoxon signed-rank test on per-image PSNR,
+pairs matched by image and seed. {budget_note(epochs_sr)}
+
+{sr_sections}
+
+![validation curves](figures/sr_curves.png)
+![PSNR vs parameters](figures/sr_quality_vs_params.png)
+
+Centre crop of `{truth.name}` at x{scale} (first seed):
+
+![crops](figures/sr_crops.png)
+"""
+    summary = {"seeds": p.seeds, "alpha": alpha, "classification_test_images": n_test,
+               "classification": cls.to_dict(orient="records"), "sr": sr.to_dict(orient="records")}
+    return text, summary

@@ -31,10 +31,6 @@ class Store:
     uri: str
     artifact_root: str | None  # None: the server decides
 
-    @property
-    def remote(self) -> bool:
-        return self.uri.startswith(("http://", "https://"))
-
 
 def _local(cfg: Tracking, root: Path) -> Store:
     uri = cfg.uri
@@ -71,25 +67,16 @@ def resolve_store(cfg: Tracking, root: Path) -> Store:
     )
 
 
-def ensure_experiment(store: Store, name: str) -> str:
-    import mlflow
-
-    client = mlflow.MlflowClient(store.uri)
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return client.create_experiment(name, artifact_location=store.artifact_root and f"{store.artifact_root}/{name}")
-
-
-def test_metrics(test: dict, scale: int | None) -> dict[str, float]:
+def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
     """One run's flat test metrics: ``test_accuracy``, or ``test_<set>_psnr|ssim`` at the run's scale."""
     if scale is None:
-        return {"test_accuracy": test["accuracy"]}
-    return {f"test_{name}_{key}": value for name, per in test.items() for key, value in per[f"x{scale}"].items()}
+        return {"test_accuracy": test["accuracy"]["seeds"][str(seed)]}
+    return {f"test_{name}_{key}": value["seeds"][str(seed)]
+            for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 
 
 def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
-    """Attach each variant's test figures to its training runs (one per scale for SR).
+    """Attach each variant's test figures to its training runs (one per seed, and per scale for SR).
 
     ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
     """
@@ -100,7 +87,7 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
     now = int(time.time() * 1000)
     for runs, test in results:
         for run in runs:
-            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["scale"]).items()]
+            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
             client.log_batch(run["run_id"], metrics=metrics)
 
 

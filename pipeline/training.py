@@ -1,9 +1,10 @@
 """Train one variant (at one scale for SR) with Lightning, tracked in MLflow, resumable.
 
 Checkpoints go to a work folder outside DVC's outputs (``.lstmvision/work``),
-keyed by a hash of everything that shapes the run, so a killed training is
-resumed from its last epoch by the next ``dvc repro`` (DVC deletes a stage's
-outputs before running it). The finished model is exported as a plain
+keyed by a hash of everything that shapes the run (params, seed, and the
+train stage's source files), so a killed training is resumed from its last
+epoch by the next ``dvc repro`` (DVC deletes a stage's outputs before running
+it), and a finished one is reused when the stage re-runs for another seed. The finished model is exported as a plain
 state dict plus a JSON description, loadable with ``weights_only=True``.
 """
 
@@ -12,20 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import sys
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from pipeline.config import Params, Variant, flatten, task_of
+from pipeline.codedeps import closure, digest
+from pipeline.config import Params, Variant, flatten
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
-from pipeline.tracking import Store, ensure_experiment, git_commit
+from pipeline.tracking import Store, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class History(Callback):
 @dataclass
 class TrainResult:
     run_id: str
+    seed: int
+    scale: int | None
     params_count: int
     train_time_s: float
     epochs: int
@@ -72,63 +78,74 @@ def precision_for(setting: str) -> str:
     return "16-mixed" if torch.cuda.is_available() else "32-true"
 
 
-def code_digest(package: Path = Path(__file__).parent) -> str:
-    """Hash of the library's source: a checkpoint from other code is never resumed."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+def code_digest() -> str:
+    """Hash of exactly the files the train stage imports (its DVC deps): other code never resumes a checkpoint."""
+    return digest(closure("stages.cli", "stages.train"))
 
 
-def run_key(name: str, variant: Variant, params: Params, scale: int | None) -> str:
-    """Hash of what shapes a training run: a changed param or code starts afresh instead of resuming."""
-    shaping = {"name": name, "variant": variant.model_dump(), "seed": params.seed, "scale": scale,
-               "data": params.data.model_dump(), "trainer": params.trainer.model_dump(), "code": code_digest()}
+def run_key(name: str, variant: Variant, params: Params, seed: int, scale: int | None) -> str:
+    """Hash of what shapes one training run (the train stage's params and code in dvc.yaml, and the seed):
+    a change starts afresh instead of resuming."""
+    data = params.data.sr if variant.task == "sr" else params.data.classification
+    shaping = {"name": name, "variant": variant.model_dump(), "options": variant.options(), "seed": seed,
+               "data_seed": params.seed, "scale": scale, "data": data.model_dump(),
+               "trainer": params.trainer.model_dump(), "code": code_digest()}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def datamodule_for(variant: Variant, params: Params, prepared: Path, scale: int | None):
-    if task_of(variant) == "classification":
+def datamodule_for(variant: Variant, params: Params, prepared: Path, seed: int, scale: int | None):
+    if variant.task == "classification":
         return ClassificationDataModule(prepared / "classification", variant.view, variant.optim.batch_size,
-                                        params.seed, params.trainer.num_workers)
+                                        params.seed, seed, params.trainer.num_workers)
     return SRDataModule(prepared / "sr", scale, variant.optim.batch_size, params.data.sr.val_fraction,
-                        params.seed, params.trainer.num_workers)
+                        params.seed, seed, params.trainer.num_workers)
 
 
 def _quiet_lightning() -> None:
-    """Lightning's INFO lines (GPU available, tips) are noise in a pipeline log."""
+    """Lightning's INFO lines (GPU available, tips) and its own deprecation notices are noise in a pipeline log."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+
+
+def run_params(name: str, variant: Variant, params: Params, seed: int) -> dict:
+    """MLflow params under the same keys for every variant, so runs sort and compare across variants."""
+    data = params.data.sr if variant.task == "sr" else params.data.classification
+    return {"variant": name, "arch": variant.arch, "view": variant.view, "seed": seed, "data_seed": params.seed,
+            **flatten(variant.options(), "model"), **flatten(variant.optim, "optim"),
+            **flatten(params.trainer, "trainer"), **flatten(data, "data")}
 
 
 def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: Path, work_root: Path,
-          store: Store, root: Path, scale: int | None = None) -> TrainResult:
+          store: Store, root: Path, seed: int, scale: int | None = None) -> TrainResult:
+    """Train (or resume, or reuse the finished result of) one (variant, seed, scale) run; export to out_dir."""
+    run_name = f"{name}_x{scale}_s{seed}" if scale else f"{name}_s{seed}"
+    work = work_root / run_name / run_key(name, variant, params, seed, scale)
+    done = work / "result.json"
+    if done.exists():  # finished earlier (DVC re-runs a stage when, say, a seed is added)
+        shutil.copytree(work / "export", out_dir, dirs_exist_ok=True)
+        return TrainResult(**json.loads(done.read_text()))
+
     from lightning.pytorch.loggers import MLFlowLogger
 
-    run_name = f"{name}_x{scale}" if scale else name
     _quiet_lightning()
-    L.seed_everything(params.seed, workers=True, verbose=False)
-    dm = datamodule_for(variant, params, prepared, scale)
+    L.seed_everything(seed, workers=True, verbose=False)
+    dm = datamodule_for(variant, params, prepared, seed, scale)
     net = build(variant.arch, dm.data_args(), variant.model)
-    task = task_of(variant)
-    module = module_for(task)(net, variant.optim)
+    module = module_for(variant.task)(net, variant.optim)
 
-    work = work_root / run_name / run_key(name, variant, params, scale)
     work.mkdir(parents=True, exist_ok=True)
     run_file = work / "mlflow_run_id"
-    ensure_experiment(store, task)
     logger = MLFlowLogger(
-        experiment_name=task, run_name=run_name, tracking_uri=store.uri,
+        experiment_name=variant.task, run_name=run_name, tracking_uri=store.uri,
+        artifact_location=store.artifact_root and f"{store.artifact_root}/{variant.task}",
         run_id=run_file.read_text().strip() if run_file.exists() else None,
-        tags={"variant": name, "git_commit": git_commit(root), "task": task, "scale": str(scale or "")},
+        tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
+              "scale": str(scale or "")},
     )
     run_id = logger.run_id
     run_file.write_text(run_id)
-    logger.log_hyperparams({**flatten(variant, f"variants.{name}"), "seed": params.seed,
-                            **flatten(params.trainer, "trainer"),
-                            **(flatten(params.data.sr, "data.sr") if task == "sr" else
-                               flatten(params.data.classification, "data.classification")),
-                            "params_count": count_parameters(net)})
+    logger.log_hyperparams({**run_params(name, variant, params, seed), "params_count": count_parameters(net)})
 
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="best", monitor=module.monitor, mode=module.mode,
                            save_last=True, save_top_k=1)
@@ -161,15 +178,21 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
 
     best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
     net.load_state_dict({k.removeprefix("net."): v for k, v in best["state_dict"].items()})
-    save_model(net, {"name": name, "task": task, "arch": variant.arch, "view": variant.view,
-                     "model": variant.model, "data_args": dm.data_args(), "seed": params.seed}, out_dir)
-    logger.experiment.log_artifact(run_id, str(out_dir / "model.pt"))
-    logger.experiment.log_artifact(run_id, str(out_dir / "model.json"))
-    return TrainResult(run_id, count_parameters(net), round(elapsed, 2), int(trainer.current_epoch),
-                       float(ckpt.best_model_score), history.rows)
+    export = work / "export"
+    save_model(net, {"name": name, "task": variant.task, "arch": variant.arch, "view": variant.view,
+                     "model": variant.options(), "data_args": dm.data_args(), "seed": seed,
+                     "data_seed": params.seed}, export)
+    logger.experiment.log_artifact(run_id, str(export / "model.pt"))
+    logger.experiment.log_artifact(run_id, str(export / "model.json"))
+    result = TrainResult(run_id, seed, scale, count_parameters(net), round(elapsed, 2), int(trainer.current_epoch),
+                         float(ckpt.best_model_score), history.rows)
+    done.write_text(json.dumps(asdict(result)))
+    shutil.copytree(export, out_dir, dirs_exist_ok=True)
+    return result
 
 
 def _previous_time(work: Path) -> float:
     """Time spent before a resume is not lost from the reported training time."""
     f = work / "elapsed_s"
     return float(f.read_text()) if f.exists() else 0.0
+

@@ -14,9 +14,13 @@ from pipeline.models import load_model
 from stages.common import MODELS, UsageError, command
 
 
-def _model_dir(model: str, scale: int) -> Path:
-    """A variant name (models/NAME/x<scale>) or a folder holding model.pt + model.json."""
-    for candidate in (Path(model), Path(model).parent, MODELS / model / f"x{scale}"):
+def _model_dir(model: str, scale: int, seed: int | None) -> Path:
+    """A variant name (models/NAME/s<seed>/x<scale>, the lowest seed unless given) or a folder holding
+    model.pt + model.json."""
+    trained = sorted(MODELS.glob(f"{model}/s*/x{scale}"), key=lambda f: int(f.parent.name[1:]))
+    if seed is not None:
+        trained = [f for f in trained if f.parent.name == f"s{seed}"]
+    for candidate in (Path(model), Path(model).parent, *trained[:1]):
         if (candidate / "model.json").is_file():
             spec = json.loads((candidate / "model.json").read_text())
             if spec.get("data_args", {}).get("scale") != scale:
@@ -30,6 +34,7 @@ def benchmark_sr(
     model: str = typer.Option(..., help="'bicubic', a trained SR variant name, or a model folder/model.pt path"),
     hr_dir: Path = typer.Option(..., help="folder of high-resolution images"),
     scale: int = typer.Option(..., help="2, 3 or 4"),
+    seed: int | None = typer.Option(None, help="which seed's model of a trained variant (default: the lowest)"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
 ) -> None:
     """PSNR/SSIM (Y, border crop = scale, MATLAB bicubic degradation) of a model on a folder of HR images."""
@@ -40,7 +45,7 @@ def benchmark_sr(
     if model == "bicubic":
         upscale = bicubic
     else:
-        upscale = y_model_upscaler(load_model(_model_dir(model, scale))[0], default_device())
+        upscale = y_model_upscaler(load_model(_model_dir(model, scale, seed))[0], default_device())
     images = load_folder(hr_dir, min_size=scale * 2 + 11)
     if not images:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")

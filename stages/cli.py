@@ -15,8 +15,8 @@ import typer
 
 COMMANDS = {
     "download": ("stages.download", "download"),
-    "split": ("stages.prepare", "split"),
-    "patches": ("stages.prepare", "patches"),
+    "split": ("stages.split", "split"),
+    "patches": ("stages.patches", "patches"),
     "train": ("stages.train", "train_cmd"),
     "evaluate": ("stages.evaluate", "evaluate_cmd"),
     "report": ("stages.report", "report"),

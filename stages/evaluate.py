@@ -1,5 +1,7 @@
-"""evaluate NAME: test metrics -> metrics/NAME.json (DVC metrics), eval/NAME/ (samples, speed).
+"""evaluate NAME: test metrics of every seed -> metrics/NAME.json (DVC metrics), eval/NAME/.
 
+eval/NAME/ holds per_image.csv (every test image's result for every seed: what
+the report's tie/difference tests read), speed.json and sample outputs.
 Files only: the report stage attaches the test figures to the MLflow runs, in
 one process for every variant (importing MLflow costs seconds per process).
 
@@ -9,67 +11,63 @@ one process for every variant (importing MLflow costs seconds per process).
 from __future__ import annotations
 
 import json
-import time
 
-from torch.utils.data import DataLoader
+import numpy as np
+import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json
-from pipeline.config import Params, task_of
-from pipeline.datasets import load_classification
+from pipeline.datasets import batch_loader, load_classification
 from pipeline.evaluation import (
-    Upscaler,
+    DETERMINISTIC,
+    accuracy_metrics,
     bicubic,
     classify,
     default_device,
-    evaluate_images,
-    summarize,
+    score_sr,
+    sr_metrics,
+    sr_test_sets,
     y_model_upscaler,
 )
-from pipeline.images import load_folder, save_image
-from pipeline.models import load_model
+from pipeline.images import save_image
+from pipeline.models import load_model, model_folder
 from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, params
-
-
-def sr_test_sets(p: Params) -> dict[str, list]:
-    """The held-out embedded images, plus every benchmark the download stage could get."""
-    manifest = json.loads((RAW / "manifest.json").read_text())
-    names = [p.data.sr.test] + [b for b in p.data.sr.benchmarks if manifest.get(b, {}).get("available")]
-    return {name: load_folder(RAW / name) for name in dict.fromkeys(names)}
-
-
-def evaluate_sr(p: Params, upscalers: dict[int, Upscaler], out) -> tuple[dict, dict]:
-    """Per set and scale PSNR/SSIM; writes the first held-out image's output as a sample."""
-    metrics, speed = {}, {}
-    for set_name, images in sr_test_sets(p).items():
-        for scale, upscale in upscalers.items():
-            started = time.perf_counter()
-            scores, outputs = evaluate_images(upscale, images, scale)
-            if set_name == p.data.sr.test:
-                speed[f"x{scale}"] = len(images) / (time.perf_counter() - started)
-                save_image(outputs[0], out / f"x{scale}_{scores[0].name}.png")
-            s = summarize(scores)
-            metrics.setdefault(set_name, {})[f"x{scale}"] = {"psnr": round(s["psnr"], 4), "ssim": round(s["ssim"], 5)}
-    return metrics, speed
 
 
 @command
 def evaluate_cmd(name: str) -> None:
-    """Score variant NAME (or 'bicubic') on the test data under the published protocol."""
+    """Score variant NAME (or 'bicubic') on the test data under the published protocol, every seed."""
     p = params()
     if name != "bicubic" and name not in p.variants:
         raise UsageError(f"unknown variant '{name}'")
+    task = "sr" if name == "bicubic" else p.variants[name].task
     with atomic_dir(EVAL / name) as out:
-        if name == "bicubic":
-            metrics, speed = evaluate_sr(p, {s: bicubic for s in p.data.sr.scales}, out)
-        elif task_of(p.variants[name]) == "sr":
-            upscalers = {s: y_model_upscaler(load_model(MODELS / name / f"x{s}")[0], default_device())
-                         for s in p.data.sr.scales}
-            metrics, speed = evaluate_sr(p, upscalers, out)
+        if task == "sr":
+            sets = sr_test_sets(RAW, p.data.sr.test, p.data.sr.benchmarks)
+            runs = [(DETERMINISTIC, s, bicubic) for s in p.data.sr.scales] if name == "bicubic" else [
+                (str(seed), s, y_model_upscaler(load_model(model_folder(MODELS / name, seed, s))[0], default_device()))
+                for seed in p.seeds for s in p.data.sr.scales]
+            rows, speed = [], {}
+            for seed, scale, upscale in runs:
+                scored, sample, rate = score_sr(upscale, sets, scale, seed)
+                rows += scored
+                speed.setdefault(f"x{scale}", []).append(rate)
+                if seed == runs[0][0]:
+                    save_image(sample, out / f"x{scale}_{scored[0]['image']}.png")
+            per_image = pd.DataFrame(rows)
+            metrics = sr_metrics(per_image)
+            speed = {k: float(np.mean(v)) for k, v in speed.items()}
         else:
-            net, spec = load_model(MODELS / name)
-            test = load_classification(PREPARED / "classification", spec["view"], p.seed)["test"]
-            acc, rate = classify(net, DataLoader(test, batch_size=256), default_device())
-            metrics, speed = {"accuracy": round(acc, 5)}, {"images_per_s": rate}
+            rows, rates = [], []
+            test = None
+            for seed in p.seeds:
+                net, spec = load_model(model_folder(MODELS / name, seed, None))
+                test = test or load_classification(PREPARED / "classification", spec["view"], p.seed)["test"]
+                correct, rate = classify(net, batch_loader(test, 256), default_device())
+                rows.append(pd.DataFrame({"seed": str(seed), "image": np.arange(len(correct)), "correct": correct}))
+                rates.append(rate)
+            per_image = pd.concat(rows, ignore_index=True)
+            metrics, speed = accuracy_metrics(per_image), {"images_per_s": float(np.mean(rates))}
+        per_image.to_csv(out / "per_image.csv", index=False)
         write_json(out / "speed.json", speed)
         write_json(out / "metrics.json", {"test": metrics})  # what the report reads
     write_json(METRICS / f"{name}.json", {"test": metrics})  # what `dvc metrics` reads

@@ -26,6 +26,14 @@ def test_committed_params_are_valid():
     assert p.run.classification and p.run.sr
 
 
+def test_variant_names_are_safe_folder_names():
+    for bad in (".", "../data", "Upper", "bicubic"):
+        raw = copy.deepcopy(BASE)
+        raw["variants"][bad] = raw["variants"]["lstm_row"]
+        with pytest.raises(ParamsError, match="must be lower-case letters"):
+            parse_params(raw)
+
+
 @pytest.mark.parametrize("path,value,needle", [
     ("seed", "abc", "seed: Input should be a valid integer"),
     ("data.sr.scales", [5], "data.sr.scales: 5 is not one of 2, 3, 4"),
@@ -34,8 +42,22 @@ def test_committed_params_are_valid():
     ("data.sr.bogus", 1, "data.sr.bogus: Extra inputs are not permitted"),
     ("run.sr", ["nosuch"], "run.sr: 'nosuch' is not a key of variants"),
     ("run.sr", ["lstm_row"], "run.sr: 'lstm_row' has classification architecture"),
-    ("variants.lstm_row.model.hiden", 3, "variants.lstm_row.model.hiden: unknown option"),
-    ("variants.lstm_row.model.hidden", "big", "variants.lstm_row.model.hidden: expected int"),
+    ("variants.lstm_row.model.hiden", 3, "variants.lstm_row.model.hiden: Extra inputs are not permitted"),
+    ("variants.lstm_row.model.hidden", "big", "variants.lstm_row.model.hidden: Input should be a valid integer"),
+    ("variants.lstm_row.model.hidden", 0, "variants.lstm_row.model.hidden: Input should be greater than or equal to 1"),
+    ("variants.lstm_row.model.hidden", 1000000, "variants.lstm_row.model.hidden: Input should be less than or equal"),
+    ("variants.lstm_row.model.cell", "lstmm", "variants.lstm_row.model.cell: Input should be 'rnn', 'gru', 'lstm'"),
+    ("variants.lstm_gates.model", {"cell": "gates", "bidirectional": True}, "cell 'gates' is single-direction"),
+    ("variants.lsrcnn.model.attention", "chanel", "variants.lsrcnn.model.attention: Input should be 'none', 'channel'"),
+    ("variants.lsrcnn.model.ablate_body", "yes", "variants.lsrcnn.model.ablate_body: Input should be a valid boolean"),
+    ("variants.lstm_row.view", "columns", "variants.lstm_row.view: Input should be 'rows'"),
+    ("variants.cnn_lstm.view", "rows", "variants.cnn_lstm.view: 'rows' not supported by cnn_lstm"),
+    ("seeds", [1, 1], "seeds: a seed is listed twice"),
+    ("seeds", [], "seeds: List should have at least 1 item"),
+    ("seed", -1, "seed: Input should be greater than or equal to 0"),
+    ("seed", 2**70, "seed: Input should be less than or equal to 2147483647"),
+    ("data.sr.scales", [2, 2], "data.sr.scales: a scale is listed twice"),
+    ("check.alpha", 0, "check.alpha: Input should be greater than 0"),
     ("variants.lstm_row.arch", "transformer", "variants.lstm_row.arch: unknown 'transformer'"),
     ("variants.lstm_row.optim.lr", -1, "variants.lstm_row.optim.lr: Input should be greater than or equal to 0"),
     ("tracking.on_unreachable", "ignore", "tracking.on_unreachable"),

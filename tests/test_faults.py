@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 def test_sigkilled_training_resumes_to_the_same_model(make_project, dvc, set_params):
     a, b = make_project("a", "tiny"), make_project("b", "tiny")
     for p in (a, b):  # epochs long enough to be killed inside one
-        set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 128,
-                   "variants.lstm_row.optim.epochs": 4})
+        set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
+                         "variants.lstm_row.optim.epochs": 4})
     target = "train_classification@lstm_row"
     assert dvc(a, "repro", target).returncode == 0
 
@@ -26,22 +26,23 @@ def test_sigkilled_training_resumes_to_the_same_model(make_project, dvc, set_par
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=b, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not list((b / ".lstmvision/work/lstm_row").glob("*/checkpoints/last.ckpt")):
+    while not list((b / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, "training ended before a checkpoint appeared"
         time.sleep(0.05)
     time.sleep(0.3)  # into the next epoch
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (b / "models/lstm_row/model.pt").exists()
+    assert not (b / "models/lstm_row").exists()
 
     resumed = dvc(b, "repro", target)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr + resumed.stdout
-    weights_a = torch.load(a / "models/lstm_row/model.pt", weights_only=True)
-    weights_b = torch.load(b / "models/lstm_row/model.pt", weights_only=True)
-    assert weights_a.keys() == weights_b.keys()
-    for key in weights_a:
-        assert torch.equal(weights_a[key], weights_b[key]), key
+    for seed in (1, 2):
+        weights_a = torch.load(a / f"models/lstm_row/s{seed}/model.pt", weights_only=True)
+        weights_b = torch.load(b / f"models/lstm_row/s{seed}/model.pt", weights_only=True)
+        assert weights_a.keys() == weights_b.keys()
+        for key in weights_a:
+            assert torch.equal(weights_a[key], weights_b[key]), (seed, key)
     curve_a = (a / "plots/train/lstm_row.csv").read_text()
     assert curve_a == (b / "plots/train/lstm_row.csv").read_text()
 

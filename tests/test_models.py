@@ -1,8 +1,11 @@
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
-from pipeline.models import ARCHITECTURES, build, count_parameters
+from pipeline.architectures import ARCHITECTURES
+from pipeline.models import NETWORKS, build, count_parameters
 from pipeline.models.lstm_gates import GateLSTM
 from pipeline.models.sr import bicubic_upscale
 from pipeline.resize import imresize
@@ -17,6 +20,28 @@ def test_classifiers_produce_logits(arch):
         shape = CLS_INPUTS[view]
         net = build(arch, {"input_size": shape[-1], "num_classes": 10, "image_size": 28}, {})
         assert net(torch.rand(shape)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_option_is_a_constructor_argument_with_the_same_default(arch):
+    """The options schema (what params may say) and the network (what it accepts) agree."""
+    assert set(NETWORKS) == set(ARCHITECTURES)
+    accepted = inspect.signature(NETWORKS[arch]).parameters
+    for name, field in ARCHITECTURES[arch].options.model_fields.items():
+        assert name in accepted, f"{arch}: option {name} is not a constructor argument"
+        assert accepted[name].default == field.default, f"{arch}.{name}: defaults differ"
+
+
+def test_ablated_body_leaves_the_decoder_nothing_to_read():
+    torch.manual_seed(0)
+    net = build("lsrcnn", {"scale": 2, "channels": 1}, {"features": 8, "hidden": 8, "ablate_body": True})
+    x = torch.rand(1, 1, 6, 6)
+    out = net(x)
+    # The residual over bicubic is the decoder's response to zeros: the same for any input.
+    residual_a = out - bicubic_upscale(x, 2)
+    y = torch.rand(1, 1, 6, 6)
+    residual_b = net(y) - bicubic_upscale(y, 2)
+    assert torch.allclose(residual_a, residual_b, atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "gates"])

@@ -12,7 +12,7 @@ from pipeline.config import parse_params
 from pipeline.datasets import pixel_permutation, sequence_view
 from pipeline.models import load_model
 from pipeline.tracking import resolve_store
-from pipeline.training import code_digest, precision_for, train
+from pipeline.training import precision_for, train
 
 
 def _synthetic_classification(folder, n=96, side=28, seed=0):
@@ -33,7 +33,7 @@ def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name, root):
     _synthetic_classification(tmp_path / "prepared" / "classification")
     store = resolve_store(params.tracking, tmp_path)
     result = train(name, params.variants[name], params, tmp_path / "prepared", tmp_path / "out",
-                   tmp_path / "work", store, tmp_path)
+                   tmp_path / "work", store, tmp_path, seed=7)
     net, spec = load_model(tmp_path / "out")
     assert spec["view"] in ("pixels", "permuted") and spec["data_args"]["input_size"] == 1
     assert net(torch.rand(2, 784, 1)).shape == (2, 10)
@@ -52,15 +52,24 @@ def test_permuted_view_is_one_fixed_permutation():
     assert sequence_view(x, "rows").shape == (2, 4, 4) and sequence_view(x, "image").shape == (2, 1, 4, 4)
 
 
-def test_code_digest_changes_with_any_library_source(tmp_path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "lit.py").write_text("x = 1\n")
-    (tmp_path / "models" / "sr.py").write_text("y = 2\n")
-    before = code_digest(tmp_path)
-    assert code_digest(tmp_path) == before
-    (tmp_path / "models" / "sr.py").write_text("y = 3\n")
-    assert code_digest(tmp_path) != before
-    assert len(code_digest()) == 64  # the installed library hashes too
+def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["variants"]["lstm_row"]["optim"].update(epochs=1, batch_size=32)
+    raw["variants"]["lstm_row"]["model"]["hidden"] = 8
+    params = parse_params(raw)
+    _synthetic_classification(tmp_path / "prepared" / "classification")
+    store = resolve_store(params.tracking, tmp_path)
+
+    def run(out):
+        return train("lstm_row", params.variants["lstm_row"], params, tmp_path / "prepared", tmp_path / out,
+                     tmp_path / "work", store, tmp_path, seed=3)
+
+    first, again = run("a"), run("b")
+    assert again == first  # same run, same figures: read back, not trained again
+    assert (tmp_path / "b" / "model.pt").read_bytes() == (tmp_path / "a" / "model.pt").read_bytes()
+    runs = mlflow.MlflowClient(store.uri).search_runs([mlflow.MlflowClient(store.uri)
+                                                      .get_experiment_by_name("classification").experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["model.hidden"] == "8"
 
 
 def test_precision_is_mixed_only_on_a_gpu():

@@ -1,56 +1,46 @@
-"""Architecture registry: a name in params.yaml -> the nn.Module that builds it.
+"""Network registry: an architecture name in params.yaml -> the nn.Module that builds it.
 
-An explicit dict (no import-time scanning): adding an architecture is one
-entry here; adding a variant of an existing one is a params.yaml entry.
+An explicit dict (no import-time scanning). Adding an architecture is a network
+here plus its options schema in pipeline.architectures; a variant of an
+existing one is a params.yaml entry.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pipeline.architectures import ARCHITECTURES
 from pipeline.models.classifiers import CNNLSTM, CRNN, RecurrentClassifier, StackedLSTM
 from pipeline.models.sr import SRNet
 
-SEQUENCE_VIEWS = ("rows", "pixels", "permuted")
-
-
-@dataclass(frozen=True)
-class Arch:
-    cls: type[nn.Module]
-    task: str
-    views: tuple[str, ...] = ()
-    fixed: dict[str, Any] = field(default_factory=dict)  # constructor args the arch pins
-
-    @property
-    def supplied(self) -> set[str]:
-        """Constructor args the pipeline fills in from the data, not from params."""
-        if self.task == "classification":
-            return {"input_size", "num_classes", "image_size"} | set(self.fixed)
-        return {"scale", "channels"} | set(self.fixed)
-
-
-ARCHITECTURES: dict[str, Arch] = {
-    "recurrent": Arch(RecurrentClassifier, "classification", SEQUENCE_VIEWS),
-    "stacked_lstm": Arch(StackedLSTM, "classification", SEQUENCE_VIEWS),
-    "cnn_lstm": Arch(CNNLSTM, "classification", ("image",)),
-    "crnn": Arch(CRNN, "classification", ("image",)),
-    "lsrcnn": Arch(SRNet, "sr", fixed={"body": "lstm"}),
-    "cnn_sr": Arch(SRNet, "sr", fixed={"body": "conv"}),
+NETWORKS: dict[str, Any] = {
+    "recurrent": RecurrentClassifier,
+    "stacked_lstm": StackedLSTM,
+    "cnn_lstm": CNNLSTM,
+    "crnn": CRNN,
+    "lsrcnn": functools.partial(SRNet, body="lstm"),
+    "cnn_sr": functools.partial(SRNet, body="conv"),
 }
 
 
 def build(arch: str, data_args: dict[str, Any], options: dict[str, Any]) -> nn.Module:
-    spec = ARCHITECTURES[arch]
-    accepted = inspect.signature(spec.cls).parameters
-    kwargs = {k: v for k, v in data_args.items() if k in spec.supplied and k in accepted}
-    return spec.cls(**kwargs, **spec.fixed, **options)
+    """The network with the data's shape arguments and the (validated) options; missing ones default."""
+    full = ARCHITECTURES[arch].options.model_validate(options).model_dump()
+    accepted = inspect.signature(NETWORKS[arch]).parameters
+    return NETWORKS[arch](**{k: v for k, v in data_args.items() if k in accepted}, **full)
+
+
+def model_folder(variant_dir: Path, seed: int, scale: int | None) -> Path:
+    """Where one run's exported model lives: <variant>/s<seed>[/x<scale>]."""
+    folder = Path(variant_dir) / f"s{seed}"
+    return folder / f"x{scale}" if scale else folder
 
 
 def save_model(net: nn.Module, spec: dict, folder: Path) -> None:

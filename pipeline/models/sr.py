@@ -84,14 +84,15 @@ class SRNet(nn.Module):
 
     ``body='lstm'`` is LSRCNN: two bidirectional LSTM layers sweeping rows then
     columns. ``body='conv'`` is the ablation: two 3x3 convolutions of the same
-    widths in place of the LSTMs.
+    widths in place of the LSTMs. ``ablate_body`` zeroes the body's output, so
+    only the decoder's bias is left over the bicubic skip: what the body buys.
     """
 
     def __init__(self, scale: int, channels: int = 1, body: str = "lstm", features: int = 64,
-                 hidden: int = 64, attention: str = "none"):
+                 hidden: int = 64, attention: str = "none", ablate_body: bool = False):
         super().__init__()
         act = nn.LeakyReLU(0.05)
-        self.scale = scale
+        self.scale, self.ablate_body = scale, ablate_body
         self.encoder = nn.Sequential(
             nn.Conv2d(channels, features, 3, padding=1), act,
             nn.Conv2d(features, features, 3, padding=1), act,
@@ -110,5 +111,8 @@ class SRNet(nn.Module):
                                      nn.PixelShuffle(scale))
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        f = self.attention(self.body(self.encoder(lr)))
+        f = self.body(self.encoder(lr))
+        if self.ablate_body:
+            f = torch.zeros_like(f)
+        f = self.attention(f)
         return bicubic_upscale(lr, self.scale) + self.decoder(f)
