@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -88,11 +88,15 @@ class Data(Strict):
 
 
 class Trainer(Strict):
-    accelerator: str
-    devices: Any
+    """Lightning's settings; what Lightning itself refuses still fails as a params error (pipeline.training)."""
+
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: Literal["auto"] | Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=0)]],
+                                                                         Field(min_length=1)]
     num_nodes: int = Field(ge=1)
     strategy: str
-    precision: str  # auto: 16-mixed on a GPU, 32 elsewhere
+    # auto: 16-mixed on a GPU, 32-true elsewhere
+    precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"]
     num_workers: int = Field(ge=0)
     deterministic: bool
 

@@ -37,3 +37,19 @@ class InputError(LstmvisionError):
     """An input file (a baseline, a metrics file) is malformed; the message names it."""
 
     exit_code = 2
+
+
+class BusyError(LstmvisionError):
+    """The same job is already running in another process."""
+
+
+class Interrupted(LstmvisionError):
+    """A signal stopped the work; the exit code follows the shell's 128 + signal number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class ModelError(LstmvisionError):
+    """An exported model folder that cannot be loaded; the message names it."""

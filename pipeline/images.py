@@ -16,13 +16,23 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def to_8bit_array(img: Image.Image) -> np.ndarray:
-    """uint8 array (H, W) for grayscale or (H, W, 3) for colour, from any PIL mode."""
+    """uint8 array (H, W) for grayscale or (H, W, 3) for colour, from the PIL modes read faithfully.
+
+    The bit depth comes from the file's mode, never from the values: a 16-bit
+    image is scaled from 65535 even when it happens to be dark. Floating-point
+    and 32-bit integer images have no agreed white level and are refused.
+    """
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):  # PNG's "I" is its 16-bit gray
         arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
-        return np.round(arr / peak * 255).clip(0, 255).astype(np.uint8)
+        return np.round(arr / 65535.0 * 255).clip(0, 255).astype(np.uint8)
+    if img.mode in ("F", "I") or img.mode.startswith(("I;32", "F;")):
+        raise ValueError(f"{img.mode} images (floating point or 32-bit) have no agreed white level; "
+                         "convert to 8 or 16 bits")
     if img.mode in ("L", "1"):
         return np.asarray(img.convert("L"))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -43,6 +53,10 @@ def load_image(path: Path) -> torch.Tensor:
         with Image.open(path) as img:
             img.load()
             arr = to_8bit_array(img)
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: larger than {Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)") from None
+    except ValueError as exc:
+        raise ImageError(f"{path}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from exc
     tensor = torch.from_numpy(arr.astype(np.float64) / 255.0)

@@ -32,11 +32,14 @@ def protocol_y(image: torch.Tensor, crop: int) -> torch.Tensor:
     return y
 
 
+PSNR_CAP = 100.0  # dB: identical images would be infinite; capped as common SR evaluation code does
+
+
 def psnr_y(pred: torch.Tensor, target: torch.Tensor, crop: int) -> float:
-    """PSNR (dB) on Y, peak 255, after cropping ``crop`` pixels from each border."""
+    """PSNR (dB) on Y, peak 255, after cropping ``crop`` pixels from each border; at most ``PSNR_CAP``."""
     a, b = protocol_y(pred, crop), protocol_y(target, crop)
     mse = torch.mean((a - b) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(255.0**2 / mse))
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

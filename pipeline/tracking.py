@@ -23,6 +23,7 @@ from pipeline.errors import TrackingError
 log = logging.getLogger(__name__)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+LOCAL_URI = "sqlite:///mlflow.db"
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
@@ -49,22 +50,71 @@ def _reachable(uri: str, timeout: float) -> str | None:
 
 
 def resolve_store(cfg: Tracking, root: Path) -> Store:
-    """The store to use; checks a remote one answers within ``cfg.timeout_s`` seconds."""
+    """The store to use: MLFLOW_TRACKING_URI, else ``tracking.uri``. A server (from either) must answer
+    /health within ``cfg.timeout_s`` seconds; otherwise stop, or with ``on_unreachable: local`` fall back
+    to the local store (``tracking.uri`` when that is local, else ``sqlite:///mlflow.db``)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if not env or not env.startswith(("http://", "https://")):
-        return _local(cfg if not env else cfg.model_copy(update={"uri": env}), root)
-    problem = _reachable(env, cfg.timeout_s)
+    uri = env or cfg.uri
+    fallback = cfg.uri if not cfg.uri.startswith(("http://", "https://")) else LOCAL_URI
+    if not uri.startswith(("http://", "https://")):
+        return _local(cfg.model_copy(update={"uri": uri}), root)
+    problem = _reachable(uri, cfg.timeout_s)
     if problem is None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(cfg.timeout_s, 5))))
-        return Store(env, None)
+        return Store(uri, None)
     if cfg.on_unreachable == "local":
-        log.warning("MLflow server %s unreachable (%s); logging to the local store %s", env, problem, cfg.uri)
-        return _local(cfg, root)
-    raise TrackingError(
-        f"MLflow server {env} unreachable ({problem}); start it, unset MLFLOW_TRACKING_URI, "
-        "or set tracking.on_unreachable: local"
-    )
+        log.warning("MLflow server %s unreachable (%s); logging to the local store %s", uri, problem, fallback)
+        return _local(cfg.model_copy(update={"uri": fallback}), root)
+    where = "unset MLFLOW_TRACKING_URI" if env else "change tracking.uri"
+    raise TrackingError(f"MLflow server {uri} unreachable ({problem}); start it, {where}, "
+                        "or set tracking.on_unreachable: local")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags: dict, params: dict):
+    """The MLflow run (as a Lightning logger) a training writes to, with its params logged.
+
+    ``run_file`` remembers the run id together with the store it lives in, so a
+    resumed training continues its run; when the store changed, or the run was
+    deleted, a new run starts and the log says so. Any failure of the store
+    (locked or read-only database, server error) is one line.
+    """
+    import json
+
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
+    run_id = recorded.get("run_id") if recorded.get("uri") == store.uri else None
+    if recorded and run_id is None:
+        log.warning("%s: its MLflow run lives in another store (%s); starting a new run in %s",
+                    run_name, recorded.get("uri"), store.uri)
+    try:
+        if run_id is not None and not _run_exists(store, run_id):
+            log.warning("%s: MLflow run %s is gone from %s; starting a new run", run_name, run_id, store.uri)
+            run_id = None
+        logger = MLFlowLogger(experiment_name=experiment, run_name=run_name, tracking_uri=store.uri,
+                              artifact_location=store.artifact_root and f"{store.artifact_root}/{experiment}",
+                              run_id=run_id, tags=tags)
+        logger.log_hyperparams(params)
+    except Exception as exc:  # the store's failures come as many types; all mean the same to the user
+        raise TrackingError(f"MLflow store {store.uri}: {_one_line(exc)}") from None
+    run_file.write_text(json.dumps({"uri": store.uri, "run_id": logger.run_id}))
+    return logger
+
+
+def _run_exists(store: Store, run_id: str) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.MlflowClient(store.uri).get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
 
 
 def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
@@ -87,8 +137,14 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
     now = int(time.time() * 1000)
     for runs, test in results:
         for run in runs:
+            if not _run_exists(store, run["run_id"]):  # trained against another store, or deleted since
+                log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
+                continue
             metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
-            client.log_batch(run["run_id"], metrics=metrics)
+            try:
+                client.log_batch(run["run_id"], metrics=metrics)
+            except Exception as exc:  # the store's failures come as many types; all mean the same to the user
+                raise TrackingError(f"MLflow store {store.uri}: {_one_line(exc)}") from None
 
 
 def git_commit(root: Path) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -23,13 +24,15 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
+from pipeline.errors import Interrupted, ParamsError
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
-from pipeline.tracking import Store, git_commit
+from pipeline.tracking import Store, git_commit, open_run
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,6 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
         shutil.copytree(work / "export", out_dir, dirs_exist_ok=True)
         return TrainResult(**json.loads(done.read_text()))
 
-    from lightning.pytorch.loggers import MLFlowLogger
-
     _quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     dm = datamodule_for(variant, params, prepared, seed, scale)
@@ -135,41 +136,25 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     module = module_for(variant.task)(net, variant.optim)
 
     work.mkdir(parents=True, exist_ok=True)
-    run_file = work / "mlflow_run_id"
-    logger = MLFlowLogger(
-        experiment_name=variant.task, run_name=run_name, tracking_uri=store.uri,
-        artifact_location=store.artifact_root and f"{store.artifact_root}/{variant.task}",
-        run_id=run_file.read_text().strip() if run_file.exists() else None,
-        tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
-              "scale": str(scale or "")},
-    )
-    run_id = logger.run_id
-    run_file.write_text(run_id)
-    logger.log_hyperparams({**run_params(name, variant, params, seed), "params_count": count_parameters(net)})
-
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="best", monitor=module.monitor, mode=module.mode,
                            save_last=True, save_top_k=1)
     history = History(work / "history.json")
-    interactive = sys.stderr.isatty()
-    trainer = L.Trainer(
-        max_epochs=variant.optim.epochs,
-        limit_train_batches=variant.optim.max_steps_per_epoch or 1.0,
-        gradient_clip_val=variant.optim.grad_clip,
-        accelerator=params.trainer.accelerator, devices=params.trainer.devices,
-        num_nodes=params.trainer.num_nodes, strategy=params.trainer.strategy,
-        precision=precision_for(params.trainer.precision),
-        deterministic=params.trainer.deterministic and not torch.cuda.is_available(),
-        logger=logger, callbacks=[ckpt, history] + ([] if interactive else [EpochLine(run_name)]),
-        enable_progress_bar=interactive, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    last = work / "checkpoints" / "last.ckpt"
-    resume = last if last.exists() else None
-    if resume:
-        log.warning("%s: resuming from %s", run_name, resume)
+    trainer = _trainer(variant, params, [ckpt, history], run_name)  # a bad setting fails before any MLflow run
+    resume = _resumable(work / "checkpoints" / "last.ckpt", run_name)
+    logger = open_run(store, work / "mlflow_run.json", variant.task, run_name,
+                      tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
+                            "scale": str(scale or "")},
+                      params={**run_params(name, variant, params, seed), "params_count": count_parameters(net)})
+    trainer.logger = logger
+    run_id = logger.run_id
     started = time.monotonic()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    except SystemExit as exc:  # Lightning turns SIGTERM and Ctrl-C into SystemExit
+        logger.experiment.set_terminated(run_id, "KILLED")
+        signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
+        stopped = f"{run_name}: training stopped by {signal.Signals(signum).name} at epoch {trainer.current_epoch + 1}"
+        raise Interrupted(f"{stopped}; `dvc repro` resumes from its last checkpoint", signum) from None
     except BaseException:
         logger.experiment.set_terminated(run_id, "FAILED")
         raise
@@ -189,6 +174,44 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     done.write_text(json.dumps(asdict(result)))
     shutil.copytree(export, out_dir, dirs_exist_ok=True)
     return result
+
+
+def _trainer(variant: Variant, params: Params, callbacks: list, run_name: str) -> L.Trainer:
+    """The Lightning Trainer; a setting Lightning refuses is a params error (exit 2), not a traceback."""
+    interactive = sys.stderr.isatty()
+    try:
+        return L.Trainer(
+            max_epochs=variant.optim.epochs,
+            limit_train_batches=variant.optim.max_steps_per_epoch or 1.0,
+            gradient_clip_val=variant.optim.grad_clip,
+            accelerator=params.trainer.accelerator, devices=params.trainer.devices,
+            num_nodes=params.trainer.num_nodes, strategy=params.trainer.strategy,
+            precision=precision_for(params.trainer.precision),
+            deterministic=params.trainer.deterministic and not torch.cuda.is_available(),
+            logger=False, callbacks=callbacks + ([] if interactive else [EpochLine(run_name)]),
+            enable_progress_bar=interactive, enable_model_summary=False, num_sanity_val_steps=0,
+            log_every_n_steps=1,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParamsError(f"params.yaml: trainer: {first}") from None
+
+
+def _resumable(last: Path, run_name: str) -> Path | None:
+    """The last checkpoint if it can be read; an unreadable one (cut off by a kill) is discarded with a warning."""
+    if not last.exists():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)  # our own file in our work folder
+    except Exception as exc:  # any unreadable checkpoint means the same: start this run again
+        log.warning("%s: checkpoint %s is unreadable (%s); discarding it and training from the start",
+                    run_name, last, type(exc).__name__)
+        shutil.rmtree(last.parent, ignore_errors=True)
+        (last.parent.parent / "history.json").unlink(missing_ok=True)
+        (last.parent.parent / "elapsed_s").unlink(missing_ok=True)
+        return None
+    log.warning("%s: resuming from %s", run_name, last)
+    return last
 
 
 def _previous_time(work: Path) -> float:

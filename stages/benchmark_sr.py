@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import typer
 
 from pipeline.atomic import write_json
+from pipeline.config import NAME
 from pipeline.evaluation import bicubic, default_device, evaluate_images, summarize, y_model_upscaler
 from pipeline.images import load_folder
-from pipeline.models import load_model
+from pipeline.models import load_model, read_spec
 from stages.common import MODELS, UsageError, command
 
 
 def _model_dir(model: str, scale: int, seed: int | None) -> Path:
     """A variant name (models/NAME/s<seed>/x<scale>, the lowest seed unless given) or a folder holding
     model.pt + model.json."""
-    trained = sorted(MODELS.glob(f"{model}/s*/x{scale}"), key=lambda f: int(f.parent.name[1:]))
+    variant = NAME.match(model) is not None  # a variant name, not a path
+    trained = sorted(MODELS.glob(f"{model}/s[0-9]*/x{scale}"), key=lambda f: int(f.parent.name[1:])) if variant else []
     if seed is not None:
         trained = [f for f in trained if f.parent.name == f"s{seed}"]
     for candidate in (Path(model), Path(model).parent, *trained[:1]):
         if (candidate / "model.json").is_file():
-            spec = json.loads((candidate / "model.json").read_text())
-            if spec.get("data_args", {}).get("scale") != scale:
-                raise UsageError(f"{candidate} is a x{spec.get('data_args', {}).get('scale')} model, not x{scale}")
+            spec = read_spec(candidate)
+            if spec["task"] != "sr":
+                raise UsageError(f"{candidate} is a {spec['task']} model, not a super-resolution one")
+            if spec["data_args"].get("scale") != scale:
+                raise UsageError(f"{candidate} is a x{spec['data_args'].get('scale')} model, not x{scale}")
             return candidate
     raise UsageError(f"--model {model}: not 'bicubic', a trained variant at x{scale}, or a model folder")
 
@@ -42,6 +46,11 @@ def benchmark_sr(
         raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
     if not hr_dir.is_dir():
         raise UsageError(f"--hr-dir {hr_dir}: not a folder")
+    if json_out is not None:  # checked before minutes of computation, not after
+        if json_out.is_dir():
+            raise UsageError(f"--json {json_out}: is a folder")
+        if not json_out.parent.is_dir() or not os.access(json_out.parent, os.W_OK):
+            raise UsageError(f"--json {json_out}: cannot write into {json_out.parent}")
     if model == "bicubic":
         upscale = bicubic
     else:

@@ -1,7 +1,8 @@
 """What every command shares: params loading, paths, and one-line errors with exit codes.
 
-Exit codes: 2 for bad params or arguments, 1 for any other refusal (data,
-download, tracking, divergence); the message is one line on stderr. Stage
+Exit codes: 2 for bad params, arguments or input files, 1 for any other refusal
+(data, download, tracking, divergence, a file that cannot be written), 130/143
+when Ctrl-C/SIGTERM stopped the work; the message is one line on stderr. Stage
 modules import heavy libraries inside their commands so `lstmvision --help`
 and light stages start fast.
 """
@@ -51,5 +52,11 @@ def command(fn):
         except FileNotFoundError as exc:
             typer.echo(f"error: {exc.filename or exc}: not found (has the stage before this one run?)", err=True)
             raise typer.Exit(1) from None
+        except OSError as exc:  # unwritable folder, full disk, ...: nothing was committed (atomic writes)
+            typer.echo(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted; nothing was written (outputs are replaced only when complete)", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper

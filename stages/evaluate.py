@@ -70,5 +70,6 @@ def evaluate_cmd(name: str) -> None:
         per_image.to_csv(out / "per_image.csv", index=False)
         write_json(out / "speed.json", speed)
         write_json(out / "metrics.json", {"test": metrics})  # what the report reads
-    write_json(METRICS / f"{name}.json", {"test": metrics})  # what `dvc metrics` reads
+        # Last, inside the block: if it cannot be written, eval/NAME is not replaced either.
+        write_json(METRICS / f"{name}.json", {"test": metrics})  # what `dvc metrics` reads
     print(f"{name}: {json.dumps(metrics)}")

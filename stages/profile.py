@@ -8,7 +8,8 @@ import typer
 import yaml
 
 from pipeline.atomic import write_text
-from pipeline.config import parse_params
+from pipeline.config import NAME, parse_params
+from pipeline.errors import ParamsError
 from stages.common import ROOT, UsageError, command
 
 
@@ -20,14 +21,25 @@ def merge(base: dict, overlay: dict) -> dict:
     return out
 
 
+def _mapping(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ParamsError(f"{path.name}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path.name}: the top level must be a mapping")
+    return data
+
+
 def apply_profile(root: Path, name: str) -> None:
     """Merge profiles/NAME.yaml into root/params.yaml; the result is validated before it is written."""
     overlay_path = root / "profiles" / f"{name}.yaml"
-    if not overlay_path.is_file():
+    if not NAME.match(name) or not overlay_path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise UsageError(f"no profile '{name}', expected one of {', '.join(known)}")
     params_path = root / "params.yaml"
-    merged = merge(yaml.safe_load(params_path.read_text()), yaml.safe_load(overlay_path.read_text()) or {})
+    merged = merge(_mapping(params_path), _mapping(overlay_path))
     parse_params(merged)
     write_text(params_path, f"# profile {name} applied over the defaults (profiles/{name}.yaml)\n"
                + yaml.safe_dump(merged, sort_keys=False))

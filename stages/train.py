@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.atomic import atomic_dir, write_json, write_text
+from pipeline.atomic import atomic_dir, job_lock, write_json, write_text
 from pipeline.models import model_folder
 from pipeline.tracking import resolve_store
 from pipeline.training import train
@@ -27,7 +27,8 @@ def train_cmd(name: str) -> None:
     store = resolve_store(p.tracking, ROOT)
     scales = p.data.sr.scales if variant.task == "sr" else [None]
     runs, curves = [], []
-    with atomic_dir(MODELS / name) as tmp:
+    with job_lock(WORK.parent / "locks" / f"train-{name}.lock", f"`lstmvision train {name}`"), \
+            atomic_dir(MODELS / name) as tmp:
         for seed in p.seeds:
             for scale in scales:
                 r = train(name, variant, p, PREPARED, model_folder(tmp, seed, scale), WORK, store, ROOT, seed, scale)
@@ -38,4 +39,4 @@ def train_cmd(name: str) -> None:
                 print(f"{label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
                       f"(MLflow run {r.run_id})", flush=True)
         write_json(tmp / "runs.json", runs)
-    write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))
+        write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +65,12 @@ def _copy_project(dest: Path) -> Path:
     shutil.copytree(ROOT, dest, ignore=ignore)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def copy_project():
+    """copy_project(dest): the project's sources in a fresh git repo at dest (for module-scoped fixtures)."""
+    return _copy_project
 
 
 @pytest.fixture
@@ -142,12 +149,14 @@ def set_params():
 
 class FileServer:
     """Serves ``files`` (path -> bytes) on 127.0.0.1. ``fail[path] = [500, 500]`` answers those codes
-    first; ``truncate[path] = n`` cuts the first full response after n bytes."""
+    first; ``truncate[path] = n`` cuts the first full response after n bytes; ``trickle[path] = s``
+    sends one byte every s seconds."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.fail: dict[str, list[int]] = defaultdict(list)
         self.truncate: dict[str, int] = {}
+        self.trickle: dict[str, float] = {}
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -181,7 +190,17 @@ class FileServer:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 cut = server.truncate.pop(self.path, None)
-                self.wfile.write(body[start:cut] if cut is not None else body[start:])
+                payload = body[start:cut] if cut is not None else body[start:]
+                if self.path in server.trickle:
+                    for i in range(len(payload)):
+                        try:
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
+                        time.sleep(server.trickle[self.path])
+                    return
+                self.wfile.write(payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -93,6 +93,26 @@ def test_image_modes_are_converted(tmp_path, mode, expect_channels):
         assert img.max() == 1
 
 
+def test_bit_depth_comes_from_the_mode_not_the_values(tmp_path):
+    dark16 = tmp_path / "dark16.png"
+    Image.fromarray(np.full((8, 9), 200, np.uint16)).save(dark16)  # 16-bit, every value <= 255
+    assert load_image(dark16).max().item() == pytest.approx(round(200 / 65535 * 255) / 255)
+    floats = tmp_path / "f.tif"
+    Image.fromarray(np.full((8, 9), 0.5, np.float32)).save(floats)
+    with pytest.raises(ImageError, match="no agreed white level") as err:
+        load_image(floats)
+    assert "\n" not in str(err.value)
+
+
+def test_decompression_bombs_are_skipped_not_fatal(tmp_path, monkeypatch, caplog):
+    Image.new("L", (64, 64)).save(tmp_path / "big.png")
+    Image.new("L", (16, 16)).save(tmp_path / "ok.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is over twice this: Pillow refuses it
+    with pytest.raises(ImageError, match="decompression bomb"):
+        load_image(tmp_path / "big.png")
+    assert [name for name, _ in load_folder(tmp_path)] == ["ok"] and "big.png" in caplog.text
+
+
 def test_exif_rotation_is_applied(tmp_path):
     path = tmp_path / "r.jpg"
     exif = Image.Exif()

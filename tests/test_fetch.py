@@ -132,3 +132,77 @@ def test_fetch_cli_success_and_refusals(server, tmp_path, cli, root):
         assert sorted(p.relative_to(into) for p in into.rglob("*")) == before
     bad = cli(["fetch", f"{server.url}/ok.tgz", "--sha256", "xyz", "--into", str(into)], cwd=root)
     assert bad.returncode == 2
+
+
+def test_extraction_merges_and_never_deletes(tmp_path):
+    into = tmp_path / "d"
+    (into / "data").mkdir(parents=True)
+    (into / "data" / "keep.txt").write_text("precious")
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(make_tar({"data/new.txt": b"new"}))
+    extract(archive, into)
+    assert (into / "data" / "keep.txt").read_text() == "precious" and (into / "data" / "new.txt").read_text() == "new"
+    extract(archive, into)  # the same content again: fine
+
+    clash = tmp_path / "b.tgz"
+    clash.write_bytes(make_tar({"data/keep.txt": b"other", "data/more.txt": b"x"}))
+    with pytest.raises(FetchError, match="would replace the existing"):
+        extract(clash, into)
+    assert (into / "data" / "keep.txt").read_text() == "precious" and not (into / "data" / "more.txt").exists()
+
+
+def test_decompression_bombs_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(64 << 20))  # 64 MiB of zeros: ~64 KiB compressed
+    bomb.write_bytes(buf.getvalue())
+    with pytest.raises(FetchError, match="fold limit"):
+        extract(bomb, tmp_path / "out")
+    with pytest.raises(FetchError, match="GiB limit"):
+        extract(bomb, tmp_path / "out", max_bytes=1 << 20, max_ratio=1e9)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_conflicting_zip_members_are_one_line(tmp_path):
+    archive = tmp_path / "c.zip"
+    archive.write_bytes(make_zip({"a": b"file", "a/b": b"inside"}))
+    with pytest.raises(FetchError, match="conflict"):
+        extract(archive, tmp_path / "out")
+
+
+def test_a_trickling_server_is_abandoned(server, tmp_path):
+    server.files["/slow.bin"] = b"x" * 4096
+    server.trickle["/slow.bin"] = 0.2
+    with pytest.raises(FetchError, match="slower than"):
+        download(f"{server.url}/slow.bin", sha(b"x" * 4096), tmp_path / "slow.bin", backoff=0, grace_s=1.0,
+                 min_rate=1024)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url,needle", [
+    ("file:///etc/passwd", "not an http"),
+    ("ftp://example.org/x.zip", "not an http"),
+    ("http:///nohost", "not an http"),
+])
+def test_only_http_urls(tmp_path, url, needle):
+    with pytest.raises(FetchError, match=needle):
+        fetch(url, "0" * 64, tmp_path / "into")
+    assert not (tmp_path / "into").exists()
+
+
+def test_spaces_and_non_ascii_are_encoded_and_names_decoded(server, tmp_path):
+    server.files["/my%20set/%C3%A9t%C3%A9%20a.bin"] = PAYLOAD
+    fetch(f"{server.url}/my set/été a.bin", sha(PAYLOAD), tmp_path / "into")
+    assert (tmp_path / "into" / "été a.bin").read_bytes() == PAYLOAD
+    assert [p for p, _ in server.requests] == ["/my%20set/%C3%A9t%C3%A9%20a.bin"]  # one request, no retries
+
+
+def test_fetch_into_a_file_is_refused(server, tmp_path, cli, root):
+    blob = make_tar({"x.txt": b"1"})
+    server.files["/ok.tgz"] = blob
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    proc = cli(["fetch", f"{server.url}/ok.tgz", "--sha256", sha(blob), "--into", str(target)], cwd=root)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "is not a folder" in proc.stderr
+    assert target.read_text() == "keep"

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.architectures import ARCHITECTURES
+from pipeline.errors import ModelError
 from pipeline.models.classifiers import CNNLSTM, CRNN, RecurrentClassifier, StackedLSTM
 from pipeline.models.sr import SRNet
 
@@ -50,11 +51,34 @@ def save_model(net: nn.Module, spec: dict, folder: Path) -> None:
     (folder / "model.json").write_text(json.dumps(spec, indent=2))
 
 
+def read_spec(folder: Path) -> dict:
+    """An exported model's description (model.json); a missing or broken one is one line."""
+    path = Path(folder) / "model.json"
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no model.json (not an exported model folder)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    missing = [k for k in ("task", "arch", "model", "data_args") if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise ModelError(f"{path}: incomplete, missing {', '.join(missing)}")
+    if spec["arch"] not in NETWORKS:
+        raise ModelError(f"{path}: unknown architecture '{spec['arch']}'")
+    return spec
+
+
 def load_model(folder: Path) -> tuple[nn.Module, dict]:
-    """Rebuild an exported model; weights are read with ``weights_only=True``."""
-    spec = json.loads((Path(folder) / "model.json").read_text())
-    net = build(spec["arch"], spec["data_args"], spec["model"])
-    net.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
+    """Rebuild an exported model; weights are read with ``weights_only=True``. Any defect is one line."""
+    spec = read_spec(folder)
+    try:
+        net = build(spec["arch"], spec["data_args"], spec["model"])
+        net.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no model.pt") from None
+    except Exception as exc:  # torch and pydantic raise many types for a corrupt or mismatched export
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{folder}: not a usable exported model ({type(exc).__name__}: {first})") from None
     return net.eval(), spec
 
 

@@ -1,0 +1,245 @@
+"""Hostile input and interrupted runs: each case ends with one line, a documented exit code, and nothing
+already written lost or left half-written. (Downloads and archives: test_fetch.py; images: test_data.py.)"""
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _one_line(proc, code: int, needle: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: ") and needle in lines[-1], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A tiny project with its data downloaded, split and patched (copied by each test)."""
+    from conftest import _copy_project
+
+    from stages.profile import apply_profile
+
+    root = _copy_project(tmp_path_factory.mktemp("prepared") / "p")
+    apply_profile(root, "tiny")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["seeds"] = [1]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("download", "split", "patches"):
+        proc = subprocess.run([sys.executable, "-m", "stages", stage], cwd=root, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture
+def p(prepared, tmp_path):
+    return shutil.copytree(prepared, tmp_path / "p", symlinks=True)
+
+
+def _no_models(project) -> bool:
+    """Nothing under models/ (the folder itself may exist: it is where the temporary sibling was)."""
+    return not any((project / "models").glob("*")) if (project / "models").exists() else True
+
+
+def _runs(project, experiment="classification"):
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("trainer.strategy", "banana", "params.yaml: trainer:"),
+    ("trainer.accelerator", "tpu", "params.yaml: trainer.accelerator"),
+    ("trainer.precision", "banana", "params.yaml: trainer.precision"),
+    ("trainer.devices", 0, "params.yaml: trainer.devices"),
+])
+def test_bad_trainer_settings_exit_2_before_any_run(p, cli, set_params, key, value, needle):
+    set_params(p, **{key: value})
+    _one_line(cli(["train", "lstm_row"], cwd=p), 2, needle)
+    assert _no_models(p)
+    if (p / "mlflow.db").exists():
+        assert not _runs(p)  # no run left RUNNING: the Trainer is built before the run starts
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, signum, code):
+    set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
+                     "variants.lstm_row.optim.epochs": 30})
+    (p / "models" / "lstm_row").mkdir(parents=True)
+    (p / "models" / "lstm_row" / "old.txt").write_text("previous model")
+    proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list((p / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: lstm_row_s1: training stopped by") and "dvc repro` resumes" in last, err[-2000:]
+    assert (p / "models/lstm_row/old.txt").read_text() == "previous model"  # nothing half-written replaced it
+    assert [r.info.status for r in _runs(p)] == ["KILLED"]
+
+
+def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_waits(p, cli, set_params):
+    stale = p / "models" / ".lstm_row.tmp-999999-abc"  # no process 999999: a writer killed long ago
+    stale.mkdir(parents=True)
+    set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
+                     "variants.lstm_row.optim.epochs": 30})
+    first = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (p / ".lstmvision/locks/train-lstm_row.lock").exists() or stale.exists() is not False:
+        assert time.time() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = cli(["train", "lstm_row"], cwd=p)
+    first.kill()
+    first.wait()
+    _one_line(second, 1, "`lstmvision train lstm_row` is already running (pid")
+    assert not stale.exists()
+
+
+def test_a_new_tracking_store_starts_new_runs_instead_of_crashing(p, cli, dvc, set_params):
+    assert cli(["train", "lstm_row"], cwd=p).returncode == 0
+    # An interrupted run (its checkpoint exists, no result) resumed against a fresh store:
+    work = next((p / ".lstmvision/work").glob("lstm_row_s1/*"))
+    (work / "result.json").unlink()
+    (p / "mlflow.db").unlink()
+    proc = cli(["train", "lstm_row"], cwd=p)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "starting a new run" in proc.stderr and len(_runs(p)) == 1
+    for stage in (["evaluate", "lstm_row"],):
+        assert cli(stage, cwd=p).returncode == 0
+
+
+def test_a_truncated_checkpoint_is_discarded_with_a_warning(p, cli):
+    assert cli(["train", "lstm_row"], cwd=p).returncode == 0
+    work = next((p / ".lstmvision/work").glob("lstm_row_s1/*"))
+    (work / "result.json").unlink()
+    last = work / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:100])
+    proc = cli(["train", "lstm_row"], cwd=p)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "unreadable" in proc.stderr and "training from the start" in proc.stderr
+    assert (p / "models/lstm_row/s1/model.pt").exists()
+
+
+def test_an_unreachable_server_in_params_fails_fast(p, cli, set_params):
+    set_params(p, **{"tracking.uri": "http://127.0.0.1:9", "tracking.timeout_s": 2})
+    started = time.monotonic()
+    _one_line(cli(["train", "lstm_row"], cwd=p), 1, "MLflow server http://127.0.0.1:9 unreachable")
+    assert time.monotonic() - started < 60 and _no_models(p)
+
+
+def test_a_locked_store_is_one_line(p, cli):
+    db = sqlite3.connect(p / "mlflow.db", timeout=1)
+    db.execute("CREATE TABLE IF NOT EXISTS hold (x)")
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = cli(["train", "lstm_row"], cwd=p, timeout=300)
+    finally:
+        db.rollback()
+        db.close()
+    _one_line(proc, 1, "MLflow store sqlite:///")
+    assert _no_models(p)
+
+
+def test_metrics_that_cannot_be_written_leave_eval_as_it_was(p, cli):
+    assert cli(["train", "lstm_row"], cwd=p).returncode == 0
+    (p / "metrics").write_text("a file where a folder should be")
+    (p / "eval" / "lstm_row").mkdir(parents=True)
+    (p / "eval" / "lstm_row" / "before.txt").write_text("old")
+    _one_line(cli(["evaluate", "lstm_row"], cwd=p), 1, "metrics")
+    assert sorted(x.name for x in (p / "eval" / "lstm_row").iterdir()) == ["before.txt"]
+
+
+def test_gate_refuses_nan_null_and_broken_files(p, cli, set_params):
+    assert cli(["train", "lstm_row"], cwd=p).returncode == 0
+    assert cli(["evaluate", "lstm_row"], cwd=p).returncode == 0
+    set_params(p, **{"run.sr": ["lsrcnn"]})
+    for name in ("lsrcnn", "bicubic"):  # SR figures as files: the gate reads files, not models
+        (p / "metrics" / f"{name}.json").write_text(json.dumps(
+            {"test": {"skimage_test": {"x2": {"psnr": {"mean": 30.0, "std": 0.1, "n": 1}}}}}))
+    assert cli(["check", "--update"], cwd=p).returncode == 0
+    baseline = p / "baselines" / "default.json"
+    good = baseline.read_text()
+    assert cli(["check"], cwd=p).returncode == 0
+
+    metric = p / "metrics" / "lstm_row.json"
+    real = metric.read_text()
+    for broken in ('{"test": {"accuracy": {"mean": NaN, "std": 0.0, "n": 1}}}',
+                   '{"test": {"accuracy": {"mean": null, "std": 0.0, "n": 1}}}',
+                   '{"test": {"accuracy": {"mean": "0.9", "std": 0.0, "n": 1}}}', '{"test": {"accur'):
+        metric.write_text(broken)
+        _one_line(cli(["check", "--update"], cwd=p), 2, "metrics/lstm_row.json")
+        assert baseline.read_text() == good  # the baseline is never disarmed
+        _one_line(cli(["check"], cwd=p), 2, "metrics/lstm_row.json")
+    metric.write_text(real)
+
+    baseline.write_text(good[: len(good) // 2])
+    _one_line(cli(["check"], cwd=p), 2, "baselines/default.json: not valid JSON")
+    entries = json.loads(good)
+    del entries["lstm_row"]
+    baseline.write_text(json.dumps(entries))
+    proc = cli(["check"], cwd=p)
+    assert proc.returncode == 1 and "NO BASELINE" in proc.stdout and "lstm_row" in proc.stdout
+
+
+def test_profile_names_and_overlays(p, cli):
+    before = (p / "params.yaml").read_text()
+    _one_line(cli(["profile", "../params"], cwd=p), 2, "no profile '../params'")
+    (p / "profiles" / "broken.yaml").write_text("data: [1,\n")
+    _one_line(cli(["profile", "broken"], cwd=p), 2, "broken.yaml: not valid YAML")
+    (p / "profiles" / "list.yaml").write_text("- 1\n- 2\n")
+    _one_line(cli(["profile", "list"], cwd=p), 2, "list.yaml: the top level must be a mapping")
+    assert (p / "params.yaml").read_text() == before
+
+
+def test_benchmark_sr_refuses_bad_models_and_outputs_early(p, cli, tmp_path, set_params):
+    assert cli(["train", "lsrcnn"], cwd=p).returncode == 0
+    images = p / "data" / "raw" / "skimage_test"
+    model = p / "models" / "lsrcnn" / "s1" / "x2"
+
+    def bench(*extra, model_arg="lsrcnn"):
+        return cli(["benchmark-sr", "--model", model_arg, "--hr-dir", str(images), "--scale", "2", *extra], cwd=p)
+
+    _one_line(bench("--json", str(tmp_path)), 2, "is a folder")
+    _one_line(bench("--json", str(tmp_path / "missing" / "x.json")), 2, "cannot write into")
+    assert cli(["train", "lstm_row"], cwd=p).returncode == 0
+    _one_line(bench(model_arg=str(p / "models" / "lstm_row" / "s1")), 2, "is a classification model")
+
+    spec = (model / "model.json").read_text()
+    (model / "model.json").write_text(spec[:20])
+    _one_line(bench(), 1, "model.json: not valid JSON")
+    (model / "model.json").write_text(json.dumps({**json.loads(spec), "arch": "transformer"}))
+    _one_line(bench(), 1, "unknown architecture 'transformer'")
+    (model / "model.json").write_text(json.dumps({k: v for k, v in json.loads(spec).items() if k != "model"}))
+    _one_line(bench(), 1, "incomplete, missing model")
+    (model / "model.json").write_text(spec)
+    (model / "model.pt").write_bytes(b"not a checkpoint")
+    _one_line(bench(), 1, "not a usable exported model")
+
+
+def test_flat_images_give_valid_json(p, cli, tmp_path):
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("L", (64, 64), 128).save(flat / "grey.png")
+    out = tmp_path / "r.json"
+    proc = cli(["benchmark-sr", "--model", "bicubic", "--hr-dir", str(flat), "--scale", "2", "--json", str(out)],
+               cwd=p)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    assert result["psnr"] == 100.0  # identical after the protocol: capped, as common SR evaluation code does
