@@ -1,6 +1,12 @@
 """Failures the user can act on. Each carries a one-line message; the CLI prints it and exits."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A foreign exception's message cut to one line, for the one-line errors below; its type if empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class LstmvisionError(RuntimeError):
     """Base of the errors below: exit code 1 unless the class says otherwise."""
 

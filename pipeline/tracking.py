@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Tracking
-from pipeline.errors import TrackingError
+from pipeline.errors import TrackingError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,6 @@ def resolve_store(cfg: Tracking, root: Path) -> Store:
                         "or set tracking.on_unreachable: local")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags: dict, params: dict):
     """The MLflow run (as a Lightning logger) a training writes to, with its params logged.
 
@@ -102,7 +97,7 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
                               run_id=run_id, tags=tags)
         logger.log_hyperparams(params)
     except Exception as exc:  # the store's failures come as many types; all mean the same to the user
-        raise TrackingError(f"MLflow store {store.uri}: {_one_line(exc)}") from None
+        raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
     run_file.write_text(json.dumps({"uri": store.uri, "run_id": logger.run_id}))
     return logger
 
@@ -144,7 +139,7 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
             try:
                 client.log_batch(run["run_id"], metrics=metrics)
             except Exception as exc:  # the store's failures come as many types; all mean the same to the user
-                raise TrackingError(f"MLflow store {store.uri}: {_one_line(exc)}") from None
+                raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
 
 
 def git_commit(root: Path) -> str:

@@ -29,7 +29,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
-from pipeline.errors import Interrupted, ParamsError
+from pipeline.errors import Interrupted, LstmvisionError, ParamsError, first_line
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
 from pipeline.tracking import Store, git_commit, open_run
@@ -60,6 +60,7 @@ class History(Callback):
         row = {"epoch": trainer.current_epoch + 1}
         row.update({k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())})
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile
         self.path.write_text(json.dumps(self.rows))
 
 
@@ -159,8 +160,12 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
         logger.experiment.set_terminated(run_id, "FAILED")
         raise
     elapsed = time.monotonic() - started + _previous_time(work)
+    work.mkdir(parents=True, exist_ok=True)
     (work / "elapsed_s").write_text(f"{elapsed:.3f}")
 
+    if not Path(ckpt.best_model_path).exists():
+        raise LstmvisionError(f"{run_name}: checkpoint {ckpt.best_model_path} vanished during training "
+                              "(was .lstmvision deleted?); `dvc repro` trains this run again")
     best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
     net.load_state_dict({k.removeprefix("net."): v for k, v in best["state_dict"].items()})
     export = work / "export"
@@ -193,8 +198,7 @@ def _trainer(variant: Variant, params: Params, callbacks: list, run_name: str) -
             log_every_n_steps=1,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ParamsError(f"params.yaml: trainer: {first}") from None
+        raise ParamsError(f"params.yaml: trainer: {first_line(exc)}") from None
 
 
 def _resumable(last: Path, run_name: str) -> Path | None:

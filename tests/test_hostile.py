@@ -110,6 +110,24 @@ def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_waits(p,
     assert not stale.exists()
 
 
+def test_work_folder_deleted_mid_run_is_one_line_or_recovered(p, set_params):
+    set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
+                     "variants.lstm_row.optim.epochs": 6})
+    proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list((p / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    shutil.rmtree(p / ".lstmvision")
+    _, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err, err[-3000:]
+    if proc.returncode:  # the best checkpoint went with the folder: say so
+        assert proc.returncode == 1 and err.strip().splitlines()[-1].startswith("error: ") and "vanished" in err
+    else:  # a better epoch came after the deletion: the run finished
+        assert (p / "models/lstm_row/s1/model.pt").exists()
+
+
 def test_a_new_tracking_store_starts_new_runs_instead_of_crashing(p, cli, dvc, set_params):
     assert cli(["train", "lstm_row"], cwd=p).returncode == 0
     # An interrupted run (its checkpoint exists, no result) resumed against a fresh store:

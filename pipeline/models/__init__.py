@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.architectures import ARCHITECTURES
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, first_line
 from pipeline.models.classifiers import CNNLSTM, CRNN, RecurrentClassifier, StackedLSTM
 from pipeline.models.sr import SRNet
 
@@ -77,8 +77,8 @@ def load_model(folder: Path) -> tuple[nn.Module, dict]:
     except FileNotFoundError:
         raise ModelError(f"{folder}: no model.pt") from None
     except Exception as exc:  # torch and pydantic raise many types for a corrupt or mismatched export
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelError(f"{folder}: not a usable exported model ({type(exc).__name__}: {first})") from None
+        raise ModelError(f"{folder}: not a usable exported model ({type(exc).__name__}: {first_line(exc, 200)})"
+                         ) from None
     return net.eval(), spec
 
 
