@@ -71,18 +71,24 @@ def test_bad_trainer_settings_exit_2_before_any_run(p, cli, set_params, key, val
         assert not _runs(p)  # no run left RUNNING: the Trainer is built before the run starts
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, signum, code):
+def _training_past_its_first_checkpoint(p, set_params, epochs: int) -> subprocess.Popen:
+    """`lstmvision train lstm_row` on all the data, returned once its first checkpoint is on disk."""
     set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
-                     "variants.lstm_row.optim.epochs": 30})
-    (p / "models" / "lstm_row").mkdir(parents=True)
-    (p / "models" / "lstm_row" / "old.txt").write_text("previous model")
+                     "variants.lstm_row.optim.epochs": epochs})
     proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not list((p / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, signum, code):
+    (p / "models" / "lstm_row").mkdir(parents=True)
+    (p / "models" / "lstm_row" / "old.txt").write_text("previous model")
+    proc = _training_past_its_first_checkpoint(p, set_params, epochs=30)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-2000:]
@@ -92,7 +98,7 @@ def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, sign
     assert [r.info.status for r in _runs(p)] == ["KILLED"]
 
 
-def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_waits(p, cli, set_params):
+def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_is_refused(p, cli, set_params):
     stale = p / "models" / ".lstm_row.tmp-999999-abc"  # no process 999999: a writer killed long ago
     stale.mkdir(parents=True)
     set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
@@ -100,8 +106,8 @@ def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_waits(p,
     first = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (p / ".lstmvision/locks/train-lstm_row.lock").exists() or stale.exists() is not False:
-        assert time.time() < deadline and first.poll() is None
+    while not (p / ".lstmvision/locks/train-lstm_row.lock").exists() or stale.exists():
+        assert time.time() < deadline and first.poll() is None  # the first holds the lock and cleaned up
         time.sleep(0.05)
     second = cli(["train", "lstm_row"], cwd=p)
     first.kill()
@@ -111,14 +117,7 @@ def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_waits(p,
 
 
 def test_work_folder_deleted_mid_run_is_one_line_or_recovered(p, set_params):
-    set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
-                     "variants.lstm_row.optim.epochs": 6})
-    proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not list((p / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
+    proc = _training_past_its_first_checkpoint(p, set_params, epochs=6)
     shutil.rmtree(p / ".lstmvision")
     _, err = proc.communicate(timeout=300)
     assert "Traceback" not in err, err[-3000:]
