@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -60,6 +60,13 @@ class SRData(Strict):
     augment: bool  # the 8 flips/rotations of each patch
     val_fraction: float = Field(gt=0, lt=0.5)
     max_patches: int | None = Field(None, gt=0)
+
+    # What shapes the patches a model trains on (the patches and train stages' params); the evaluation
+    # sets do not, so adding a benchmark re-trains nothing.
+    PATCH_FIELDS: ClassVar[tuple[str, ...]] = ("train", "scales", "patch_size", "stride", "augment", "val_fraction", "max_patches")
+
+    def patch_settings(self) -> dict[str, Any]:
+        return self.model_dump(include=set(self.PATCH_FIELDS))
 
     @field_validator("scales")
     @classmethod
@@ -126,10 +133,17 @@ class Variant(Strict):
 
 
 class RunLists(Strict):
-    """Which variants `dvc repro` trains, per task (dvc.yaml iterates over these lists)."""
+    """Which variants `dvc repro` trains, per task (dvc.yaml iterates over these lists); one may be empty
+    (the paper profile is SR only)."""
 
-    classification: list[str] = Field(min_length=1)
-    sr: list[str] = Field(min_length=1)
+    classification: list[str]
+    sr: list[str]
+
+    @model_validator(mode="after")
+    def _something_to_run(self):
+        if not self.classification and not self.sr:
+            raise ValueError("run.classification and run.sr are both empty: nothing to train")
+        return self
 
 
 class Check(Strict):

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from pipeline.published import published_for  # noqa: E402
 from pipeline.stats import holm, mcnemar, signed_rank  # noqa: E402
 
 SR_REFERENCE = "bicubic"
@@ -209,44 +210,15 @@ _SHOWN = {"classification": ["variant", "rank", "accuracy", "vs leader", "seeds"
                  "train_s_per_seed", "images_per_s"]}
 
 
-def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
-                 out: Path) -> tuple[str, dict]:
-    """The report's Markdown (figures written under out/figures) and the summary behind it."""
-    from pipeline.images import load_image
-
-    alpha = p.report.alpha
-    cls_names, sr_names = p.run.classification, p.run.sr
-    cls, n_test = classification_table(cls_names, models_dir, eval_dir, alpha)
-    sr = sr_table(sr_names, models_dir, eval_dir, alpha)
-    scale = p.data.sr.scales[0]
-    fig = out / "figures"
-    fig.mkdir()
-    cls_colours, sr_colours = variant_colours(cls_names), variant_colours([*sr_names, SR_REFERENCE])
-    plot_curves({n: curves[n] for n in cls_names}, "val_acc", cls_colours, fig / "classification_curves.png")
-    plot_curves({n: curves[n] for n in sr_names}, "val_psnr", sr_colours, fig / "sr_curves.png")
-    plot_quality_vs_params(cls, "test accuracy (mean ± std over seeds)", cls_colours,
+def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, fig: Path
+                            ) -> tuple[str, dict]:
+    names = p.run.classification
+    cls, n_test = classification_table(names, models_dir, eval_dir, p.report.alpha)
+    colours = variant_colours(names)
+    plot_curves({n: curves[n] for n in names}, "val_acc", colours, fig / "classification_curves.png")
+    plot_quality_vs_params(cls, "test accuracy (mean ± std over seeds)", colours,
                            fig / "classification_quality_vs_params.png")
-    held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
-    plot_quality_vs_params(held_out, f"PSNR on {p.data.sr.test} x{scale} (dB)", sr_colours,
-                           fig / "sr_quality_vs_params.png")
-    sample = sorted((eval_dir / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
-    truth = next(q for q in (raw_dir / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
-    panels = [(n, load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *sr_names]]
-    plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
-
-    sr_sections = "\n\n".join(
-        f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
-        for (set_name, s), part in sr.groupby(["set", "scale"], sort=False))
-    epochs_sr = {n: int(sr[sr.variant == n].epochs.iloc[0]) for n in sr_names}
-    text = f"""# lstmvision report
-
-Every figure is the mean ± standard deviation over training seeds (n in brackets; seeds
-{', '.join(map(str, p.seeds))}). `rank`: 1 + the number of variants significantly better
-(ties share a rank); `vs leader`: the call against the top variant. A difference is called
-only when a test supports it at alpha = {alpha} after Holm's correction over all pairs of
-the table; otherwise it is a tie. Tests: see `pipeline/stats.py`.
-
-## Classification ({p.data.classification.source}, {n_test} test images)
+    text = f"""## Classification ({p.data.classification.source}, {n_test} test images)
 
 Exact McNemar test on per-image correctness, pairs matched by image and seed.
 {budget_note(dict(zip(cls.variant, cls.epochs, strict=True)))}
@@ -256,15 +228,48 @@ Throughput is test-set inference on this machine.
 
 ![validation curves](figures/classification_curves.png)
 ![accuracy vs parameters](figures/classification_quality_vs_params.png)
+"""
+    return text, {"classification_test_images": n_test, "classification": cls.to_dict(orient="records")}
 
-## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
+
+def _published_block(set_name: str, scale: int) -> str:
+    rows = published_for(set_name, scale)
+    if rows.empty:
+        return ""
+    return (f"\n\nPublished on {set_name} x{scale}, same protocol (`pipeline/catalog/published_sr.csv`):\n\n"
+            + markdown(rows[["method", "psnr", "ssim", "params", "source"]]))
+
+
+def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path, fig: Path
+                ) -> tuple[str, dict]:
+    from pipeline.images import load_image
+
+    names = p.run.sr
+    sr = sr_table(names, models_dir, eval_dir, p.report.alpha)
+    scale = p.data.sr.scales[0]
+    colours = variant_colours([*names, SR_REFERENCE])
+    plot_curves({n: curves[n] for n in names}, "val_psnr", colours, fig / "sr_curves.png")
+    held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
+    plot_quality_vs_params(held_out, f"PSNR on {p.data.sr.test} x{scale} (dB)", colours,
+                           fig / "sr_quality_vs_params.png")
+    sample = sorted((eval_dir / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
+    truth = next(q for q in (raw_dir / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
+    panels = [(n, load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *names]]
+    plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
+
+    sections = "\n\n".join(
+        f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
+        + _published_block(set_name, int(s[1:]))
+        for (set_name, s), part in sr.groupby(["set", "scale"], sort=False))
+    epochs = {n: int(sr[sr.variant == n].epochs.iloc[0]) for n in names}
+    text = f"""## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
 
 PSNR/SSIM under the published protocol: MATLAB-bicubic degradation, 8-bit output,
 Y of BT.601 YCbCr, `scale` pixels cropped from each border. `gain_db` is the mean gain
 over bicubic on the same set and scale. Wilcoxon signed-rank test on per-image PSNR,
-pairs matched by image and seed. {budget_note(epochs_sr)}
+pairs matched by image and seed. {budget_note(epochs)} Training data: {', '.join(p.data.sr.train)}.
 
-{sr_sections}
+{sections}
 
 ![validation curves](figures/sr_curves.png)
 ![PSNR vs parameters](figures/sr_quality_vs_params.png)
@@ -273,6 +278,30 @@ Centre crop of `{truth.name}` at x{scale} (first seed):
 
 ![crops](figures/sr_crops.png)
 """
-    summary = {"seeds": p.seeds, "alpha": alpha, "classification_test_images": n_test,
-               "classification": cls.to_dict(orient="records"), "sr": sr.to_dict(orient="records")}
-    return text, summary
+    return text, {"sr": sr.to_dict(orient="records")}
+
+
+def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
+                 out: Path) -> tuple[str, dict]:
+    """The report's Markdown (figures written under out/figures) and the summary behind it; a task
+    with no enabled variant has no section."""
+    fig = out / "figures"
+    fig.mkdir()
+    sections, summary = [], {"seeds": p.seeds, "alpha": p.report.alpha}
+    if p.run.classification:
+        text, part = _classification_section(p, curves, models_dir, eval_dir, fig)
+        sections.append(text)
+        summary.update(part)
+    if p.run.sr:
+        text, part = _sr_section(p, curves, models_dir, eval_dir, raw_dir, fig)
+        sections.append(text)
+        summary.update(part)
+    head = f"""# lstmvision report
+
+Every figure is the mean ± standard deviation over training seeds (n in brackets; seeds
+{', '.join(map(str, p.seeds))}). `rank`: 1 + the number of variants significantly better
+(ties share a rank); `vs leader`: the call against the top variant. A difference is called
+only when a test supports it at alpha = {p.report.alpha} after Holm's correction over all pairs of
+the table; otherwise it is a tie. Tests: see `pipeline/stats.py`.
+"""
+    return "\n".join([head, *sections]), summary

@@ -90,9 +90,10 @@ def code_digest() -> str:
 def run_key(name: str, variant: Variant, params: Params, seed: int, scale: int | None) -> str:
     """Hash of what shapes one training run (the train stage's params and code in dvc.yaml, and the seed):
     a change starts afresh instead of resuming."""
-    data = params.data.sr if variant.task == "sr" else params.data.classification
+    data = params.data.sr.patch_settings() if variant.task == "sr" else params.data.classification.model_dump()
+    data.pop("scales", None)  # the run's own scale is keyed; the other scales do not shape it
     shaping = {"name": name, "variant": variant.model_dump(), "options": variant.options(), "seed": seed,
-               "data_seed": params.seed, "scale": scale, "data": data.model_dump(),
+               "data_seed": params.seed, "scale": scale, "data": data,
                "trainer": params.trainer.model_dump(), "code": code_digest()}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

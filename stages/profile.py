@@ -32,14 +32,23 @@ def _mapping(path: Path) -> dict:
     return data
 
 
-def apply_profile(root: Path, name: str) -> None:
-    """Merge profiles/NAME.yaml into root/params.yaml; the result is validated before it is written."""
-    overlay_path = root / "profiles" / f"{name}.yaml"
-    if not NAME.match(name) or not overlay_path.is_file():
+def overlay(root: Path, name: str, seen: tuple[str, ...] = ()) -> dict:
+    """profiles/NAME.yaml, merged over the profile it ``extends`` (one protocol, several sizes)."""
+    path = root / "profiles" / f"{name}.yaml"
+    if not isinstance(name, str) or not NAME.match(name) or not path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise UsageError(f"no profile '{name}', expected one of {', '.join(known)}")
+    if name in seen:
+        raise ParamsError(f"profiles: '{name}' extends itself through {' -> '.join(seen)}")
+    data = _mapping(path)
+    base = data.pop("extends", None)
+    return merge(overlay(root, base, (*seen, name)), data) if base else data
+
+
+def apply_profile(root: Path, name: str) -> None:
+    """Merge profiles/NAME.yaml (and what it extends) into root/params.yaml, validated before it is written."""
     params_path = root / "params.yaml"
-    merged = merge(_mapping(params_path), _mapping(overlay_path))
+    merged = merge(_mapping(params_path), overlay(root, name))
     parse_params(merged)
     write_text(params_path, f"# profile {name} applied over the defaults (profiles/{name}.yaml)\n"
                + yaml.safe_dump(merged, sort_keys=False))
