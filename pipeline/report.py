@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import os
+import platform
+import re
 from pathlib import Path
 
 import matplotlib
@@ -195,11 +199,15 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px soli
 td{text-align:right}td:first-child,td:nth-child(2){text-align:left}th{background:#f3f3f3}img{max-width:100%}"""
 
 
-def html_page(markdown_text: str, title: str) -> str:
-    """The Markdown report as one standalone page (figures stay relative links)."""
+def html_page(markdown_text: str, title: str, folder: Path) -> str:
+    """The Markdown report as one self-contained page: figures (relative to ``folder``) embedded as data URIs."""
     import markdown as md
 
-    body = md.markdown(markdown_text, extensions=["tables"])
+    def embed(match: re.Match) -> str:
+        data = base64.b64encode((folder / match.group(1)).read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="(figures/[^"]+\.png)"', embed, md.markdown(markdown_text, extensions=["tables"]))
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
@@ -281,8 +289,29 @@ Centre crop of `{truth.name}` at x{scale} (first seed):
     return text, {"sr": sr.to_dict(orient="records")}
 
 
+def machine() -> str:
+    """The machine a figure was measured on, in one line."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.system()} {platform.machine()}, {cores} CPU cores, {gpu}, torch {torch.__version__}"
+
+
+def provenance(raw_dir: Path, commit: str) -> str:
+    """Where each dataset came from, which benchmarks were skipped and why, and what produced the report."""
+    manifest = _read_json(raw_dir / "manifest.json")
+    data = "\n".join(f"- `{name}`: {entry['origin']}" if entry["available"]
+                      else f"- `{name}`: **skipped**: {entry['reason']}" for name, entry in sorted(manifest.items()))
+    return f"""## Provenance
+
+Code at commit `{commit}`; report built on {machine()} (training times above were measured
+by the train stages of the same `dvc repro`).
+
+{data}
+"""
+
+
 def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
-                 out: Path) -> tuple[str, dict]:
+                 out: Path, commit: str) -> tuple[str, dict]:
     """The report's Markdown (figures written under out/figures) and the summary behind it; a task
     with no enabled variant has no section."""
     fig = out / "figures"
@@ -304,4 +333,4 @@ Every figure is the mean ± standard deviation over training seeds (n in bracket
 only when a test supports it at alpha = {p.report.alpha} after Holm's correction over all pairs of
 the table; otherwise it is a tie. Tests: see `pipeline/stats.py`.
 """
-    return "\n".join([head, *sections]), summary
+    return "\n".join([head, *sections, provenance(raw_dir, commit)]), summary

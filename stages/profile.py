@@ -35,13 +35,15 @@ def _mapping(path: Path) -> dict:
 def overlay(root: Path, name: str, seen: tuple[str, ...] = ()) -> dict:
     """profiles/NAME.yaml, merged over the profile it ``extends`` (one protocol, several sizes)."""
     path = root / "profiles" / f"{name}.yaml"
-    if not isinstance(name, str) or not NAME.match(name) or not path.is_file():
+    if not NAME.match(name) or not path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise UsageError(f"no profile '{name}', expected one of {', '.join(known)}")
     if name in seen:
         raise ParamsError(f"profiles: '{name}' extends itself through {' -> '.join(seen)}")
     data = _mapping(path)
     base = data.pop("extends", None)
+    if base is not None and not isinstance(base, str):
+        raise ParamsError(f"{path.name}: extends must name one profile")
     return merge(overlay(root, base, (*seen, name)), data) if base else data
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.report import build_report, html_page
-from pipeline.tracking import log_test_metrics, resolve_store
+from pipeline.tracking import git_commit, log_test_metrics, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
 
 
@@ -24,9 +24,9 @@ def report() -> None:
     names = [*p.run.classification, *p.run.sr]
     curves = {n: pd.read_csv(PLOTS / "train" / f"{n}.csv") for n in names}
     with atomic_dir(REPORTS) as out:
-        text, summary = build_report(p, curves, MODELS, EVAL, RAW, out)
+        text, summary = build_report(p, curves, MODELS, EVAL, RAW, out, git_commit(ROOT))
         (out / "report.md").write_text(text)
-        (out / "report.html").write_text(html_page(text, "lstmvision report"))
+        (out / "report.html").write_text(html_page(text, "lstmvision report", out))
     write_json(METRICS / "summary.json", summary)
     log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
                               json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])

@@ -1,4 +1,5 @@
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_variant_names_are_safe_folder_names():
     ("data.classification.val_fraction", 0.9, "data.classification.val_fraction: Input should be less than 0.5"),
     ("data.sr.bogus", 1, "data.sr.bogus: Extra inputs are not permitted"),
     ("run.sr", ["nosuch"], "run.sr: 'nosuch' is not a key of variants"),
+    ("run", {"classification": [], "sr": []}, "run: run.classification and run.sr are both empty"),
     ("run.sr", ["lstm_row"], "run.sr: 'lstm_row' has classification architecture"),
     ("variants.lstm_row.model.hiden", 3, "variants.lstm_row.model.hiden: Extra inputs are not permitted"),
     ("variants.lstm_row.model.hidden", "big", "variants.lstm_row.model.hidden: Input should be a valid integer"),
@@ -92,3 +94,17 @@ def test_broken_yaml_is_one_line(project, cli):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_every_profile_applies_and_the_gpu_profile_keeps_the_paper_protocol(tmp_path, root):
+    from stages.profile import apply_profile
+
+    shutil.copytree(root / "profiles", tmp_path / "profiles")
+    applied = {}
+    for profile in sorted(p.stem for p in (root / "profiles").glob("*.yaml")):
+        shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+        apply_profile(tmp_path, profile)
+        applied[profile] = load_params(tmp_path / "params.yaml")
+    paper, gpu = applied["paper"], applied["gpu"]
+    assert not paper.run.classification and paper.data.sr.train == ["t91", "bsd200"]
+    assert gpu.data.sr == paper.data.sr and gpu.run.sr == paper.run.sr and gpu.run.classification

@@ -220,6 +220,13 @@ def test_profile_names_and_overlays(p, cli):
     _one_line(cli(["profile", "broken"], cwd=p), 2, "broken.yaml: not valid YAML")
     (p / "profiles" / "list.yaml").write_text("- 1\n- 2\n")
     _one_line(cli(["profile", "list"], cwd=p), 2, "list.yaml: the top level must be a mapping")
+    (p / "profiles" / "loop_a.yaml").write_text("extends: loop_b\nseeds: [1]\n")
+    (p / "profiles" / "loop_b.yaml").write_text("extends: loop_a\n")
+    _one_line(cli(["profile", "loop_a"], cwd=p), 2, "'loop_a' extends itself through loop_a -> loop_b")
+    (p / "profiles" / "orphan.yaml").write_text("extends: nosuch\n")
+    _one_line(cli(["profile", "orphan"], cwd=p), 2, "no profile 'nosuch'")
+    (p / "profiles" / "odd.yaml").write_text("extends: [paper]\n")
+    _one_line(cli(["profile", "odd"], cwd=p), 2, "odd.yaml: extends must name one profile")
     assert (p / "params.yaml").read_text() == before
 
 

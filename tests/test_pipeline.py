@@ -26,6 +26,7 @@ def _ran(proc) -> set[str]:
 
 
 def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_params):
+    set_params(tiny, **{"data.sr.benchmarks": ["set5"], "data.mirror": str(tiny / "no-mirror")})
     proc = dvc(tiny, "repro")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/lstm_row/s1/model.pt",
@@ -42,7 +43,11 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_par
     report = (tiny / "reports/report.md").read_text()
     assert "1000 test images" in report and "± " in report and "(2)" in report and "leader" in report
     page = (tiny / "reports/report.html").read_text()
-    assert page.count("<table>") == 2 and '<img alt="crops" src="figures/sr_crops.png"' in page
+    # One self-contained file: every figure embedded, none left as a link.
+    assert page.count("<table>") == 2 and '<img alt="crops" src="data:image/png;base64,' in page
+    assert 'src="figures/' not in page
+    assert "Code at commit `" in report and "CPU cores" in report and "- `skimage_test`: embedded" in report
+    assert "- `set5`: **skipped**: dataset set5: no Set5/ in mirror" in report  # said, not silently left out
 
     shown = dvc(tiny, "metrics", "show", "--json")
     assert shown.returncode == 0, shown.stderr
