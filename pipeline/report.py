@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from pipeline.published import published_for  # noqa: E402
 from pipeline.stats import holm, mcnemar, signed_rank  # noqa: E402
@@ -159,32 +159,47 @@ def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str,
     plt.close(fig)
 
 
-def plot_quality_vs_params(df: pd.DataFrame, label: str, colours: dict[str, str], path: Path) -> None:
-    """Mean over seeds against parameter count, with the seeds' standard deviation as error bars."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in df.itertuples():
-        ax.errorbar(r.params, r.mean, yerr=r.std, fmt="o", color=colours[r.variant], capsize=3)
-        ax.annotate(r.variant, (r.params, r.mean), fontsize=8)
-    ax.set_xscale("symlog")
+def plot_quality_vs_params(df: pd.DataFrame, label: str, colours: dict[str, str], path: Path,
+                           reference: float | None = None) -> None:
+    """Mean over seeds against parameter count, the seeds' standard deviation as error bars; an untrained
+    reference (bicubic) is a horizontal line, not a point at zero parameters."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, r in enumerate(df.itertuples()):
+        ax.errorbar(r.params, r.mean, yerr=r.std, fmt="o", color=colours[r.variant], capsize=3, label=r.variant)
+        # alternate label sides so that variants of equal size do not print over each other
+        ax.annotate(r.variant, (r.params, r.mean), textcoords="offset points", xytext=(8, 10 - 20 * (i % 2)),
+                    fontsize=8, color=colours[r.variant])
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=f"{SR_REFERENCE} ({reference:.2f})")
+    ax.set_xscale("log")
+    thousands = FuncFormatter(lambda v, _: f"{v / 1000:g}k")
+    ax.xaxis.set_major_formatter(thousands)
+    ax.xaxis.set_minor_formatter(thousands)
+    ax.tick_params(axis="x", which="both", labelsize=7)
     ax.set_xlabel("parameters")
     ax.set_ylabel(label)
+    ax.set_title(label.split(" (")[0] + " against model size")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) -> None:
-    """Side-by-side centre crops of the same image (bicubic / models / ground truth)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    for ax, (title, image) in zip(axes, panels, strict=True):
+    """Side-by-side centre crops of the same image (bicubic / models / ground truth), two rows when many."""
+    columns = min(len(panels), 4)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.7 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, image) in zip(axes.ravel(), panels, strict=False):
         h, w = image.shape[-2:]
         top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
         crop = image[:, top:top + size, left:left + size].clamp(0, 1)
         arr = crop[0].numpy() if crop.shape[0] == 1 else crop.permute(1, 2, 0).numpy()
         ax.imshow(arr, cmap="gray" if crop.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -258,11 +273,19 @@ def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: 
     colours = variant_colours([*names, SR_REFERENCE])
     plot_curves({n: curves[n] for n in names}, "val_psnr", colours, fig / "sr_curves.png")
     held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
-    plot_quality_vs_params(held_out, f"PSNR on {p.data.sr.test} x{scale} (dB)", colours,
-                           fig / "sr_quality_vs_params.png")
+    reference = float(held_out[held_out.variant == SR_REFERENCE]["mean"].iloc[0])
+    plot_quality_vs_params(held_out[held_out.variant != SR_REFERENCE], f"PSNR on {p.data.sr.test} x{scale} (dB)",
+                           colours, fig / "sr_quality_vs_params.png", reference)
     sample = sorted((eval_dir / SR_REFERENCE).glob(f"x{scale}_*.png"))[0]
-    truth = next(q for q in (raw_dir / p.data.sr.test).iterdir() if q.stem == sample.stem.split("_", 1)[1])
-    panels = [(n, load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *names]]
+    image = sample.stem.split("_", 1)[1]
+    truth = next(q for q in (raw_dir / p.data.sr.test).iterdir() if q.stem == image)
+
+    def crop_title(n: str) -> str:  # the whole image's PSNR of the sample shown (first seed)
+        rows = pd.read_csv(eval_dir / n / "per_image.csv", dtype={"seed": str})
+        row = rows[(rows.set == p.data.sr.test) & (rows.scale == scale) & (rows.image == image)].iloc[0]
+        return f"{n}: {row.psnr:.2f} dB"
+
+    panels = [(crop_title(n), load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *names]]
     plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
 
     sections = "\n\n".join(
