@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from pipeline.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.images import load_folder, modcrop
+from pipeline.images import iter_folder, modcrop
 from pipeline.metrics import psnr_y, quantize, ssim_y
 from pipeline.resize import imresize
 from pipeline.stats import summary
@@ -64,17 +64,18 @@ class ImageScore:
     ssim: float
 
 
-def evaluate_images(upscale: Upscaler, images: list[tuple[str, torch.Tensor]], scale: int
-                    ) -> tuple[list[ImageScore], list[torch.Tensor]]:
-    """Per-image PSNR/SSIM of ``upscale`` on HR images; also returns the 8-bit SR outputs."""
-    scores, outputs = [], []
+def evaluate_images(upscale: Upscaler, images: Iterable[tuple[str, torch.Tensor]], scale: int
+                    ) -> tuple[list[ImageScore], torch.Tensor | None]:
+    """Per-image PSNR/SSIM of ``upscale`` on HR images, streamed: only the first 8-bit SR output is kept
+    (a sample to show), so memory does not grow with the number of images."""
+    scores, first = [], None
     for name, image in images:
         hr = modcrop(image, scale)
         lr = imresize(hr, 1 / scale, quantize=True)
         sr = quantize(upscale(lr, scale))
         scores.append(ImageScore(name, psnr_y(sr, hr, scale), ssim_y(sr, hr, scale)))
-        outputs.append(sr)
-    return scores, outputs
+        first = sr if first is None else first
+    return scores, first
 
 
 def summarize(scores: list[ImageScore]) -> dict:
@@ -94,23 +95,23 @@ def classify(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndar
     return flags, len(flags) / (time.perf_counter() - started)
 
 
-def sr_test_sets(raw: Path, test: str, benchmarks: list[str]) -> dict[str, list]:
-    """The held-out images, plus every benchmark the download stage could get (its manifest says which)."""
+def sr_test_sets(raw: Path, test: str, benchmarks: list[str]) -> dict[str, Path]:
+    """The held-out images' folder, plus every benchmark the download stage could get (its manifest says which)."""
     manifest = json.loads((Path(raw) / "manifest.json").read_text())
     names = [test] + [b for b in benchmarks if manifest.get(b, {}).get("available")]
-    return {name: load_folder(Path(raw) / name) for name in dict.fromkeys(names)}
+    return {name: Path(raw) / name for name in dict.fromkeys(names)}
 
 
-def score_sr(upscale: Upscaler, sets: dict[str, list], scale: int, seed: str
+def score_sr(upscale: Upscaler, sets: dict[str, Path], scale: int, seed: str
              ) -> tuple[list[dict], torch.Tensor, float]:
-    """Per-image rows (set, scale, seed, image, psnr, ssim) over every set; also the first set's first
-    output (a sample to show) and that set's images per second."""
+    """Per-image rows (set, scale, seed, image, psnr, ssim) over every set, images read one at a time; also
+    the first set's first output (a sample to show) and that set's images per second."""
     rows, sample, rate = [], None, 0.0
-    for set_name, images in sets.items():
+    for set_name, folder in sets.items():
         started = time.perf_counter()
-        scores, outputs = evaluate_images(upscale, images, scale)
+        scores, first = evaluate_images(upscale, iter_folder(folder), scale)
         if sample is None:
-            sample, rate = outputs[0], len(images) / (time.perf_counter() - started)
+            sample, rate = first, len(scores) / (time.perf_counter() - started)
         rows += [{"set": set_name, "scale": scale, "seed": seed, "image": s.name, "psnr": s.psnr, "ssim": s.ssim}
                  for s in scores]
     return rows, sample, rate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +75,13 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_folder(folder: Path, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
-    """Every readable image in ``folder`` at least ``min_size`` pixels on each side.
+def iter_folder(folder: Path, min_size: int = 1) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every readable image in ``folder`` at least ``min_size`` pixels on each side, one at a time
+    (an evaluation holds one image in memory however large the set).
 
     Unreadable or too-small files are skipped with a warning naming them, so one
     bad file does not stop an evaluation or a patch extraction.
     """
-    images = []
     for path in list_images(folder):
         try:
             image = load_image(path)
@@ -90,8 +91,12 @@ def load_folder(folder: Path, min_size: int = 1) -> list[tuple[str, torch.Tensor
         if min(image.shape[-2:]) < min_size:
             log.warning("skipping %s: %dx%d is smaller than %d pixels", path, *image.shape[-2:], min_size)
             continue
-        images.append((path.stem, image))
-    return images
+        yield path.stem, image
+
+
+def load_folder(folder: Path, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
+    """:func:`iter_folder` as a list, for what needs every image at once (patch extraction)."""
+    return list(iter_folder(folder, min_size))
 
 
 def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:

@@ -288,10 +288,12 @@ def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: 
     panels = [(crop_title(n), load_image(eval_dir / n / sample.name)) for n in [SR_REFERENCE, *names]]
     plot_crops(panels + [("ground truth", load_image(truth))], p.report.crop_size, fig / "sr_crops.png")
 
+    order = {name: i for i, name in enumerate([p.data.sr.test, *p.data.sr.benchmarks])}  # as params lists them
+    groups = sorted(sr.groupby(["set", "scale"], sort=False), key=lambda g: (order[g[0][0]], int(g[0][1][1:])))
     sections = "\n\n".join(
         f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
         + _published_block(set_name, int(s[1:]))
-        for (set_name, s), part in sr.groupby(["set", "scale"], sort=False))
+        for (set_name, s), part in groups)
     epochs = {n: int(sr[sr.variant == n].epochs.iloc[0]) for n in names}
     text = f"""## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
 

@@ -20,9 +20,12 @@ def bench(
 ) -> None:
     """Measure the gate LSTM against nn.LSTM and the image kernels; prints JSON."""
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    shape = {"batch": 8, "steps": 10, "features": 8, "hidden": 16, "repeats": 2} if quick else {}
+    # PyTorch's fastrnns shape (hidden 512, 100 steps) and lstm_gates' own (28 rows of 28 pixels, hidden 128)
+    shapes = ([{"batch": 8, "steps": 10, "features": 8, "hidden": 16, "repeats": 2}] if quick else
+              [{"batch": 64, "steps": 100, "features": 64, "hidden": 512},
+               {"batch": 64, "steps": 28, "features": 28, "hidden": 128}])
     result = {
-        "lstm": [lstm_kernels(d, **shape) for d in devices],
+        "lstm": [lstm_kernels(d, **shape) for d in devices for shape in shapes],
         "resize": [resize_throughput(d, side=64 if quick else 512) for d in devices],
         "patches": patch_throughput(side=96 if quick else 512),
     }

@@ -10,7 +10,7 @@ import typer
 from pipeline.atomic import write_json
 from pipeline.config import NAME
 from pipeline.evaluation import bicubic, default_device, evaluate_images, summarize, y_model_upscaler
-from pipeline.images import load_folder
+from pipeline.images import iter_folder
 from pipeline.models import load_model, read_spec
 from stages.common import MODELS, UsageError, command
 
@@ -55,10 +55,9 @@ def benchmark_sr(
         upscale = bicubic
     else:
         upscale = y_model_upscaler(load_model(_model_dir(model, scale, seed))[0], default_device())
-    images = load_folder(hr_dir, min_size=scale * 2 + 11)
-    if not images:
+    scores, _ = evaluate_images(upscale, iter_folder(hr_dir, min_size=scale * 2 + 11), scale)  # streamed
+    if not scores:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")
-    scores, _ = evaluate_images(upscale, images, scale)
     mean = summarize(scores)
     width = max([4] + [len(s.name) for s in scores])
     typer.echo(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")

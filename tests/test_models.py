@@ -88,14 +88,16 @@ def test_gate_lstm_equals_torch_lstm(layers):
     x = torch.randn(3, 9, 7, dtype=torch.float64)
     h0 = torch.randn(layers, 3, 11, dtype=torch.float64)
     c0 = torch.randn(layers, 3, 11, dtype=torch.float64)
-    x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out_r, (h_r, c_r) = ref(x_ref, (h0, c0))
-    out_o, (h_o, c_o) = ours(x_ours, (h0, c0))
+    leaves = [[t.clone().requires_grad_() for t in (x, h0, c0)] for _ in range(2)]
+    out_r, (h_r, c_r) = ref(leaves[0][0], tuple(leaves[0][1:]))
+    out_o, (h_o, c_o) = ours(leaves[1][0], tuple(leaves[1][1:]))
     for a, b in ((out_r, out_o), (h_r, h_o), (c_r, c_o)):
         assert torch.allclose(a, b, atol=1e-5)
-    weights = torch.randn_like(out_r)
-    (out_r * weights).sum().backward()
-    (out_o * weights).sum().backward()
-    assert torch.allclose(x_ref.grad, x_ours.grad, atol=1e-5)
+    # A loss that reaches the outputs and both final states, so every path of the backward is used.
+    weights = [torch.randn_like(t) for t in (out_r, h_r, c_r)]
+    sum(((t * w).sum() for t, w in zip((out_r, h_r, c_r), weights, strict=True))).backward()
+    sum(((t * w).sum() for t, w in zip((out_o, h_o, c_o), weights, strict=True))).backward()
+    for mine, theirs in zip(leaves[1], leaves[0], strict=True):  # input and initial states
+        assert torch.allclose(theirs.grad, mine.grad, atol=1e-5)
     for name, p in ref.named_parameters():
         assert torch.allclose(p.grad, dict(ours.named_parameters())[name].grad, atol=1e-5), name
