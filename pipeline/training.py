@@ -64,6 +64,22 @@ class History(Callback):
         self.path.write_text(json.dumps(self.rows))
 
 
+class Clock(Callback):
+    """Training time across resumes: written at every epoch end, so a killed run's time up to its last
+    checkpoint is not lost from the time the resumed run reports."""
+
+    def __init__(self, path: Path, resumed: bool):
+        self.path, self.start = path, time.monotonic()
+        self.before = float(path.read_text()) if resumed and path.exists() else 0.0
+
+    def total(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{self.total():.3f}")
+
+
 @dataclass
 class TrainResult:
     run_id: str
@@ -141,15 +157,15 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="best", monitor=module.monitor, mode=module.mode,
                            save_last=True, save_top_k=1)
     history = History(work / "history.json")
-    trainer = _trainer(variant, params, [ckpt, history], run_name)  # a bad setting fails before any MLflow run
     resume = _resumable(work / "checkpoints" / "last.ckpt", run_name)
+    clock = Clock(work / "elapsed_s", resumed=resume is not None)
+    trainer = _trainer(variant, params, [ckpt, history, clock], run_name)  # a bad setting fails before any MLflow run
     logger = open_run(store, work / "mlflow_run.json", variant.task, run_name,
                       tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
                             "scale": str(scale or "")},
                       params={**run_params(name, variant, params, seed), "params_count": count_parameters(net)})
     trainer.logger = logger
     run_id = logger.run_id
-    started = time.monotonic()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
     except SystemExit as exc:  # Lightning turns SIGTERM and Ctrl-C into SystemExit
@@ -160,9 +176,8 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     except BaseException:
         logger.experiment.set_terminated(run_id, "FAILED")
         raise
-    elapsed = time.monotonic() - started + _previous_time(work)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "elapsed_s").write_text(f"{elapsed:.3f}")
+    elapsed = clock.total()
+    work.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile
 
     if not Path(ckpt.best_model_path).exists():
         raise LstmvisionError(f"{run_name}: checkpoint {ckpt.best_model_path} vanished during training "
@@ -217,10 +232,3 @@ def _resumable(last: Path, run_name: str) -> Path | None:
         return None
     log.warning("%s: resuming from %s", run_name, last)
     return last
-
-
-def _previous_time(work: Path) -> float:
-    """Time spent before a resume is not lost from the reported training time."""
-    f = work / "elapsed_s"
-    return float(f.read_text()) if f.exists() else 0.0
-

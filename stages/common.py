@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import typer
+import yaml
 
 from pipeline.config import Params, load_params
 from pipeline.errors import LstmvisionError, ParamsError
@@ -36,6 +37,19 @@ class UsageError(ParamsError):
 
 def params() -> Params:
     return load_params(ROOT / "params.yaml")
+
+
+def names_hint(what: str) -> str:
+    """For --help: the variant names of params.yaml (what='variants') or the profiles (what='profiles'),
+    read without validation so that help works whatever state params.yaml is in."""
+    if what == "profiles":
+        names = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
+    else:
+        try:
+            names = list(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            names = []
+    return f"one of: {', '.join(names)}" if names else "(none found here)"
 
 
 def command(fn):

@@ -14,6 +14,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import typer
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.datasets import batch_loader, load_classification
@@ -30,11 +31,11 @@ from pipeline.evaluation import (
 )
 from pipeline.images import save_image
 from pipeline.models import load_model, model_folder
-from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, params
+from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, names_hint, params
 
 
 @command
-def evaluate_cmd(name: str) -> None:
+def evaluate_cmd(name: str = typer.Argument(..., help=f"'bicubic' or a variant, {names_hint('variants')}")) -> None:
     """Score variant NAME (or 'bicubic') on the test data under the published protocol, every seed."""
     p = params()
     if name != "bicubic" and name not in p.variants:

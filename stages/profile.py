@@ -10,7 +10,7 @@ import yaml
 from pipeline.atomic import write_text
 from pipeline.config import NAME, parse_params
 from pipeline.errors import ParamsError
-from stages.common import ROOT, UsageError, command
+from stages.common import ROOT, UsageError, command, names_hint
 
 
 def merge(base: dict, overlay: dict) -> dict:
@@ -57,7 +57,7 @@ def apply_profile(root: Path, name: str) -> None:
 
 
 @command
-def profile(name: str = typer.Argument(..., help="a file profiles/NAME.yaml")) -> None:
+def profile(name: str = typer.Argument(..., help=f"a file profiles/NAME.yaml, {names_hint('profiles')}")) -> None:
     """Apply a profile overlay to params.yaml (undo with `git checkout params.yaml`)."""
     apply_profile(ROOT, name)
     typer.echo(f"params.yaml now uses profile '{name}'")

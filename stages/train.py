@@ -9,16 +9,17 @@ seed trains only the new one.
 from __future__ import annotations
 
 import pandas as pd
+import typer
 
 from pipeline.atomic import atomic_dir, job_lock, write_json, write_text
 from pipeline.models import model_folder
 from pipeline.tracking import resolve_store
 from pipeline.training import train
-from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, params
+from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
 
 
 @command
-def train_cmd(name: str) -> None:
+def train_cmd(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}")) -> None:
     """Train variant NAME with Lightning for every seed in params.yaml; every run is tracked in MLflow."""
     p = params()
     if name not in p.variants:

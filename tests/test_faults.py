@@ -33,10 +33,15 @@ def test_sigkilled_training_resumes_to_the_same_model(make_project, dvc, set_par
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (b / "models/lstm_row").exists()
+    # written at each epoch end (before the checkpoint): the time spent before the kill is kept
+    before_kill = float(next((b / ".lstmvision/work").glob("lstm_row_s1/*/elapsed_s")).read_text())
+    assert before_kill > 0
 
     resumed = dvc(b, "repro", target)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr + resumed.stdout
+    seed1 = next(r for r in json.loads((b / "models/lstm_row/runs.json").read_text()) if r["seed"] == 1)
+    assert seed1["train_time_s"] > before_kill  # the resumed run's time includes what came before the kill
     for seed in (1, 2):
         weights_a = torch.load(a / f"models/lstm_row/s{seed}/model.pt", weights_only=True)
         weights_b = torch.load(b / f"models/lstm_row/s{seed}/model.pt", weights_only=True)

@@ -267,3 +267,11 @@ def test_flat_images_give_valid_json(p, cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
     assert result["psnr"] == 100.0  # identical after the protocol: capped, as common SR evaluation code does
+
+
+def test_help_lists_the_valid_names(p, cli):
+    train = cli(["train", "--help"], cwd=p, env={"COLUMNS": "400"})
+    assert train.returncode == 0 and "lstm_row, rnn_row" in train.stdout and "cnn_sr" in train.stdout
+    profile = cli(["profile", "--help"], cwd=p, env={"COLUMNS": "400"})
+    assert profile.returncode == 0 and all(f"{n}," in profile.stdout or f"{n}\n" in profile.stdout
+                                           for n in ("ci", "gpu", "paper"))
