@@ -75,6 +75,8 @@ def _training_past_its_first_checkpoint(p, set_params, epochs: int) -> subproces
     """`lstmvision train lstm_row` on all the data, returned once its first checkpoint is on disk."""
     set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
                      "variants.lstm_row.optim.epochs": epochs})
+    # an earlier case's checkpoint (same params, same run key) would satisfy the wait below at once
+    shutil.rmtree(p / ".lstmvision" / "work" / "lstm_row_s1", ignore_errors=True)
     proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
