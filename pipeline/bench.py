@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import copy
+import multiprocessing
+import resource
 import time
 from collections.abc import Callable
 
+import lightning as L
 import torch
+from PIL import Image
 from torch import nn
+from torch.utils.data import TensorDataset
 
+from pipeline.config import Optim
+from pipeline.datasets import batch_loader
+from pipeline.evaluation import bicubic, evaluate_images
+from pipeline.lit import ClassifierModule
+from pipeline.models import build
 from pipeline.models.lstm_gates import GateLSTM
 from pipeline.patches import extract_pairs
 from pipeline.resize import imresize
+from pipeline.training import quiet_lightning
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -50,12 +62,83 @@ def lstm_kernels(device: str, batch: int = 64, steps: int = 100, features: int =
             "gate_lstm_ms": 1000 * t_ours, "gate_over_nn_lstm": t_ours / t_ref}
 
 
-def resize_throughput(device: str, side: int = 512, repeats: int = 5) -> dict:
-    """MATLAB-bicubic x1/2 then x2 of an RGB image: megapixels (HR) per second."""
+def resize_vs_pillow(device: str, side: int = 512, repeats: int = 5) -> dict:
+    """MATLAB-bicubic x1/2 then x2 of an 8-bit RGB image, against Pillow's bicubic doing the same
+    to the same image (the practical limit: C on uint8, not MATLAB-exact)."""
     sync = _sync(device)
-    img = torch.rand(3, side, side, dtype=torch.float64, device=device)
+    pixels = torch.randint(0, 256, (3, side, side), generator=torch.Generator().manual_seed(0))
+    img = (pixels.double() / 255).to(device)
     t = _timed(lambda: imresize(imresize(img, 0.5, quantize=True), 2, quantize=True), repeats, sync)
-    return {"device": device, "side": side, "hr_megapixels_per_s": side * side / 1e6 / t}
+    pil = Image.fromarray(pixels.permute(1, 2, 0).to(torch.uint8).numpy())
+    half = (side // 2, side // 2)
+    t_pil = _timed(lambda: pil.resize(half, Image.BICUBIC).resize((side, side), Image.BICUBIC), repeats,
+                   lambda: None)
+    return {"device": device, "side": side, "ms": 1000 * t, "pillow_ms": 1000 * t_pil,
+            "hr_megapixels_per_s": side * side / 1e6 / t, "over_pillow": t / t_pil}
+
+
+def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 128, repeats: int = 2) -> dict:
+    """lstm_row's fit through Lightning against a bare PyTorch loop of the same network, data, batches,
+    optimiser, schedule and per-epoch validation (what Lightning's machinery costs)."""
+    gen = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(samples, 28, 28, generator=gen), torch.randint(0, 10, (samples,), generator=gen))
+    val = TensorDataset(torch.rand(samples // 4, 28, 28, generator=gen), torch.randint(0, 10, (samples // 4,),
+                                                                                       generator=gen))
+    optim = Optim(epochs=epochs, lr=1e-3, batch_size=64)
+    net = build("recurrent", {"input_size": 28, "num_classes": 10}, {"cell": "lstm", "hidden": hidden})
+
+    quiet_lightning()
+
+    def lightning_fit():
+        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+        trainer.fit(ClassifierModule(copy.deepcopy(net), optim), batch_loader(data, 64, seed=1),
+                    batch_loader(val, 64))
+
+    def bare_fit():
+        module = ClassifierModule(copy.deepcopy(net), optim)  # the same loss and metrics, no Trainer
+        opt, sched = module.configure_optimizers().values()
+        train, check = batch_loader(data, 64, seed=1), batch_loader(val, 64)
+        for epoch in range(epochs):
+            train.sampler.set_epoch(epoch)
+            module.train()
+            for x, y in train:
+                opt.zero_grad()
+                module.loss(module(x), y).backward()
+                opt.step()
+            module.eval()
+            with torch.no_grad():
+                [module.val_metrics(module(x), y) for x, y in check]
+            sched.step()
+
+    t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)
+    return {"samples": samples, "epochs": epochs, "bare_s": t_bare, "lightning_s": t_lightning,
+            "lightning_over_bare": t_lightning / t_bare}
+
+
+def _peak_rss_of_evaluation(images: int, side: tuple[int, int], scale: int, queue) -> None:
+    """Child process: stream ``images`` synthetic HR pages through the bicubic evaluation, report peak RSS."""
+    def pages():
+        gen = torch.Generator().manual_seed(0)
+        for i in range(images):
+            yield f"page{i}", torch.randint(0, 256, (3, *side), generator=gen).double() / 255
+    evaluate_images(bicubic, pages(), scale)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB on Linux
+
+
+def evaluation_memory(images: int = 20, side: tuple[int, int] = (1170, 1654), scale: int = 4) -> dict:
+    """Peak resident memory of evaluating a large set against a 2-image set of the same pages
+    (Manga109's page size by default): about 1 when evaluation streams."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited in the figure
+    peaks = {}
+    for count in (2, images):
+        queue = context.Queue()
+        child = context.Process(target=_peak_rss_of_evaluation, args=(count, side, scale, queue))
+        child.start()
+        peaks[count] = queue.get()
+        child.join()
+    return {"images": images, "side": list(side), "scale": scale, "peak_mib_2_images": peaks[2],
+            "peak_mib": peaks[images], "over_2_images": peaks[images] / peaks[2]}
 
 
 def patch_throughput(side: int = 512, repeats: int = 3) -> dict:
@@ -63,3 +146,24 @@ def patch_throughput(side: int = 512, repeats: int = 3) -> dict:
     img = torch.rand(3, side, side, dtype=torch.float64)
     t = _timed(lambda: extract_pairs(img, 2, 48, 24, augment=True), repeats, lambda: None)
     return {"side": side, "hr_megapixels_per_s": side * side / 1e6 / t}
+
+
+def summary_rows(result: dict) -> list[dict]:
+    """Each figure beside its same-run reference, as table rows: (figure, ours, reference, ratio)."""
+    rows = [{"figure": f"gate-equation LSTM fwd+bwd, {d['device']}, batch {d['shape'][0]} x {d['shape'][1]} steps, "
+                       f"hidden {d['shape'][3]}",
+             "ours": f"{d['gate_lstm_ms']:.1f} ms", "reference": f"nn.LSTM {d['nn_lstm_ms']:.1f} ms",
+             "ratio": d["gate_over_nn_lstm"]} for d in result["lstm"]]
+    fit = result["lightning"]
+    rows.append({"figure": f"lstm_row fit, {fit['epochs']} epochs of {fit['samples']} images",
+                 "ours": f"Lightning {fit['lightning_s']:.2f} s", "reference": f"bare loop {fit['bare_s']:.2f} s",
+                 "ratio": fit["lightning_over_bare"]})
+    rows += [{"figure": f"MATLAB bicubic x1/2 then x2, {d['side']} px RGB, {d['device']}",
+              "ours": f"{d['ms']:.1f} ms", "reference": f"Pillow {d['pillow_ms']:.1f} ms", "ratio": d["over_pillow"]}
+             for d in result["resize"]]
+    mem = result["evaluation_memory"]
+    rows.append({"figure": f"peak memory evaluating {mem['images']} pages of {mem['side'][0]}x{mem['side'][1]} "
+                           f"at x{mem['scale']}",
+                 "ours": f"{mem['peak_mib']:.0f} MiB", "reference": f"2 pages {mem['peak_mib_2_images']:.0f} MiB",
+                 "ratio": mem["over_2_images"]})
+    return rows

@@ -154,6 +154,12 @@ class Check(Strict):
     floor: dict[str, float]  # smallest margin per metric name, whatever the recorded spread
 
 
+class Bench(Strict):
+    """`lstmvision bench` in the pipeline: full sizes for figures to quote, quick for test profiles."""
+
+    size: Literal["full", "quick"] = "full"
+
+
 class Report(Strict):
     crop_size: int = Field(ge=16)
     alpha: float = Field(gt=0, lt=0.5)  # significance level of the tie/difference calls
@@ -169,6 +175,7 @@ class Params(Strict):
     variants: dict[str, Variant]
     report: Report
     check: Check
+    bench: Bench = Bench()
 
     @field_validator("seeds")
     @classmethod

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import os
-import platform
 import re
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
+from pipeline.host import machine  # noqa: E402
 from pipeline.published import published_for  # noqa: E402
 from pipeline.stats import holm, mcnemar, signed_rank  # noqa: E402
 
@@ -314,13 +313,6 @@ Centre crop of `{truth.name}` at x{scale} (first seed):
     return text, {"sr": sr.to_dict(orient="records")}
 
 
-def machine() -> str:
-    """The machine a figure was measured on, in one line."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {platform.machine()}, {cores} CPU cores, {gpu}, torch {torch.__version__}"
-
-
 def provenance(raw_dir: Path, commit: str) -> str:
     """Where each dataset came from, which benchmarks were skipped and why, and what produced the report."""
     manifest = _read_json(raw_dir / "manifest.json")
@@ -335,8 +327,22 @@ by the train stages of the same `dvc repro`).
 """
 
 
+def cost(bench: dict) -> str:
+    """This machine's `lstmvision bench` figures, each against its same-run reference."""
+    quick = "; **quick sizes: a smoke test, not figures to quote**" if bench["size"] == "quick" else ""
+    rows = pd.DataFrame(bench["summary"]).assign(ratio=lambda d: d.ratio.map("{:.2f}x".format))
+    return f"""## Cost
+
+`lstmvision bench` on {bench['machine']}: each figure against a reference timed in the same run
+(ratios cancel the machine's speed){quick}. SR patch extraction: {bench['patches']['hr_megapixels_per_s']:.1f} HR
+megapixels/s.
+
+{markdown(rows)}
+"""
+
+
 def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
-                 out: Path, commit: str) -> tuple[str, dict]:
+                 bench: dict, out: Path, commit: str) -> tuple[str, dict]:
     """The report's Markdown (figures written under out/figures) and the summary behind it; a task
     with no enabled variant has no section."""
     fig = out / "figures"
@@ -358,4 +364,4 @@ Every figure is the mean ± standard deviation over training seeds (n in bracket
 only when a test supports it at alpha = {p.report.alpha} after Holm's correction over all pairs of
 the table; otherwise it is a tie. Tests: see `pipeline/stats.py`.
 """
-    return "\n".join([head, *sections, provenance(raw_dir, commit)]), summary
+    return "\n".join([head, *sections, cost(bench), provenance(raw_dir, commit)]), summary

@@ -1,24 +1,28 @@
-"""bench: speed figures (LSTM kernels, bicubic resize, patch extraction) as JSON, on CPU and GPU if any."""
+"""bench: cost figures, each a ratio against a reference measured in the same run, as JSON."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.bench import lstm_kernels, patch_throughput, resize_throughput
-from stages.common import command
+from pipeline.bench import (evaluation_memory, lightning_vs_bare_loop, lstm_kernels, patch_throughput,
+                            resize_vs_pillow, summary_rows)
+from pipeline.host import machine
+from stages.common import UsageError, command
 
 
 @command
 def bench(
     json_out: Path = typer.Option(None, "--json", help="also write the figures here"),
-    quick: bool = typer.Option(False, help="small shapes, for a smoke test"),
+    size: str = typer.Option("full", help="'full' for figures to quote, 'quick' (small shapes) for a smoke test"),
 ) -> None:
-    """Measure the gate LSTM against nn.LSTM and the image kernels; prints JSON."""
+    """Gate LSTM vs nn.LSTM, Lightning vs a bare loop, resize vs Pillow, evaluation memory; prints JSON."""
+    if size not in ("full", "quick"):
+        raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
+    quick = size == "quick"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # PyTorch's fastrnns shape (hidden 512, 100 steps) and lstm_gates' own (28 rows of 28 pixels, hidden 128)
     shapes = ([{"batch": 8, "steps": 10, "features": 8, "hidden": 16, "repeats": 2}] if quick else
@@ -26,9 +30,16 @@ def bench(
                {"batch": 64, "steps": 28, "features": 28, "hidden": 128}])
     result = {
         "lstm": [lstm_kernels(d, **shape) for d in devices for shape in shapes],
-        "resize": [resize_throughput(d, side=64 if quick else 512) for d in devices],
+        "lightning": lightning_vs_bare_loop(samples=128, epochs=1, hidden=16, repeats=1) if quick else
+        lightning_vs_bare_loop(),
+        "resize": [resize_vs_pillow(d, side=64 if quick else 512) for d in devices],
         "patches": patch_throughput(side=96 if quick else 512),
+        "evaluation_memory": evaluation_memory(images=3, side=(64, 48)) if quick else evaluation_memory(),
     }
-    typer.echo(json.dumps(result, indent=2))
+    result.update(summary=summary_rows(result), machine=machine(), size=size)
+    for row in result["summary"]:
+        typer.echo(f"{row['figure']}: {row['ratio']:.2f}x ({row['ours']} vs {row['reference']})")
+    typer.echo(f"SR patch extraction: {result['patches']['hr_megapixels_per_s']:.1f} HR megapixels/s; "
+               f"machine: {result['machine']}")
     if json_out:
         write_json(json_out, result)

@@ -1,9 +1,13 @@
-"""benchmark-sr reproduces the published bicubic rows (needs the local mirror of Set5/Set14)."""
+"""benchmark-sr reproduces the published bicubic rows (the mirror's Set5/Set14) and streams its images."""
 
+import gc
 import json
+import weakref
 
 import pytest
+import torch
 
+from pipeline.evaluation import bicubic, evaluate_images
 from pipeline.published import published_sr
 from pipeline.sources import MIRROR_SETS
 
@@ -46,3 +50,19 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, cli, root):
     assert proc.stderr.strip().count("\n") == 0 and "not a folder" in proc.stderr
     proc = cli(["benchmark-sr", "--model", "nosuchmodel", "--hr-dir", str(tmp_path), "--scale", "2"], cwd=root)
     assert proc.returncode == 2 and "nosuchmodel" in proc.stderr
+
+
+def test_evaluation_streams_one_image_at_a_time():
+    """Memory does not grow with the set: when image i is read, none before i - 1 is still alive."""
+    alive = []
+
+    def pages():
+        for i in range(6):
+            gc.collect()
+            assert sum(ref() is not None for ref in alive[:-1]) == 0, f"image {i}: earlier images still held"
+            image = torch.rand(3, 40, 36, dtype=torch.float64)
+            alive.append(weakref.ref(image))
+            yield f"p{i}", image
+
+    scores, first = evaluate_images(bicubic, pages(), 2)
+    assert len(scores) == 6 and first.shape == (3, 40, 36)
