@@ -9,6 +9,7 @@ fall back to the deprecated ./mlruns file store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -71,8 +72,59 @@ def resolve_store(cfg: Tracking, root: Path) -> Store:
                         "or set tracking.on_unreachable: local")
 
 
-def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags: dict, params: dict):
-    """The MLflow run (as a Lightning logger) a training writes to, with its params logged.
+# Experiments open on their runs table in the MLflow UI (3.x shows GenAI tabs to untyped ones).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+@contextlib.contextmanager
+def _failing_as_one_line(store: Store):
+    """The store's failures come as many types (locked database, HTTP errors, auth); all mean the same."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training's MLflow run: params once, curves per epoch (step = epoch), cost and artifacts at the end."""
+
+    store: Store
+    run_id: str
+
+    def _client(self):
+        import mlflow
+        return mlflow.MlflowClient(self.store.uri)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        with _failing_as_one_line(self.store):
+            self._client().log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_artifacts(self, *paths: Path) -> None:
+        with _failing_as_one_line(self.store):
+            for path in paths:
+                self._client().log_artifact(self.run_id, str(path))
+
+    def log_dataset(self, name: str, digest: str, source: str) -> None:
+        """The training data as an MLflow dataset input (its digest is DVC's hash of the folder)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        data = DatasetInput(Dataset(name, digest, "local", source), [InputTag("mlflow.data.context", "training")])
+        with _failing_as_one_line(self.store):
+            self._client().log_inputs(self.run_id, datasets=[data])
+
+    def end(self, status: str) -> None:
+        with _failing_as_one_line(self.store):
+            self._client().set_terminated(self.run_id, status)
+
+
+def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags: dict, params: dict) -> Run:
+    """The MLflow run a training writes to, with its params logged.
 
     ``run_file`` remembers the run id together with the store it lives in, so a
     resumed training continues its run; when the store changed, or the run was
@@ -81,25 +133,32 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
     """
     import json
 
-    from lightning.pytorch.loggers import MLFlowLogger
+    import mlflow
+    from mlflow.entities import Param
 
     recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
     run_id = recorded.get("run_id") if recorded.get("uri") == store.uri else None
     if recorded and run_id is None:
         log.warning("%s: its MLflow run lives in another store (%s); starting a new run in %s",
                     run_name, recorded.get("uri"), store.uri)
-    try:
+    with _failing_as_one_line(store):
+        client = mlflow.MlflowClient(store.uri)
         if run_id is not None and not _run_exists(store, run_id):
             log.warning("%s: MLflow run %s is gone from %s; starting a new run", run_name, run_id, store.uri)
             run_id = None
-        logger = MLFlowLogger(experiment_name=experiment, run_name=run_name, tracking_uri=store.uri,
-                              artifact_location=store.artifact_root and f"{store.artifact_root}/{experiment}",
-                              run_id=run_id, tags=tags)
-        logger.log_hyperparams(params)
-    except Exception as exc:  # the store's failures come as many types; all mean the same to the user
-        raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
-    run_file.write_text(json.dumps({"uri": store.uri, "run_id": logger.run_id}))
-    return logger
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            experiment, artifact_location=store.artifact_root and f"{store.artifact_root}/{experiment}",
+            tags=EXPERIMENT_KIND)
+        if found and EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
+            client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+        if run_id is None:
+            run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
+        else:
+            client.update_run(run_id, status="RUNNING")
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    run_file.write_text(json.dumps({"uri": store.uri, "run_id": run_id}))
+    return Run(store, run_id)
 
 
 def _run_exists(store: Store, run_id: str) -> bool:
@@ -120,26 +179,36 @@ def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
             for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 
 
+REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
+
+
 def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
-    """Attach each variant's test figures to its training runs (one per seed, and per scale for SR).
+    """Attach each variant's test figures to its training runs (one per seed, and per scale for SR), tag
+    those runs as the report's, and re-tag runs an earlier report used as superseded.
 
     ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
     """
     import mlflow
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, RunTag
 
     client = mlflow.MlflowClient(store.uri)
     now = int(time.time() * 1000)
+    current, experiments = set(), set()
     for runs, test in results:
         for run in runs:
             if not _run_exists(store, run["run_id"]):  # trained against another store, or deleted since
                 log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
                 continue
             metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
-            try:
-                client.log_batch(run["run_id"], metrics=metrics)
-            except Exception as exc:  # the store's failures come as many types; all mean the same to the user
-                raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
+            with _failing_as_one_line(store):
+                client.log_batch(run["run_id"], metrics=metrics, tags=[RunTag(REPORT_TAG, "current")])
+                experiments.add(client.get_run(run["run_id"]).info.experiment_id)
+            current.add(run["run_id"])
+    with _failing_as_one_line(store):
+        earlier = client.search_runs(sorted(experiments), f"tags.`{REPORT_TAG}` = 'current'") if experiments else []
+        for run in earlier:
+            if run.info.run_id not in current:
+                client.set_tag(run.info.run_id, REPORT_TAG, "superseded")
 
 
 def git_commit(root: Path) -> str:

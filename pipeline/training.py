@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
@@ -62,6 +63,17 @@ class History(Callback):
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         self.path.parent.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile
         self.path.write_text(json.dumps(self.rows))
+
+
+class Curves(Callback):
+    """The epoch's training and validation figures to the MLflow run, at step = epoch (1-based), so the
+    UI's charts read in epochs like the DVC plots."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.run.log_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, step=trainer.current_epoch + 1)
 
 
 class Clock(Callback):
@@ -122,19 +134,40 @@ def datamodule_for(variant: Variant, params: Params, prepared: Path, seed: int, 
                         params.seed, seed, params.trainer.num_workers)
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Lightning's INFO lines (GPU available, tips) and its own deprecation notices are noise in a pipeline log."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
 
 
-def run_params(name: str, variant: Variant, params: Params, seed: int) -> dict:
-    """MLflow params under the same keys for every variant, so runs sort and compare across variants."""
+def run_params(name: str, variant: Variant, params: Params, seed: int, scale: int | None) -> dict:
+    """MLflow params under names every variant shares (``hidden``, ``lr``, ``epochs``, ``seed``, ...), so the
+    runs table sorts and the compare view lines variants up (tests check that no two sources share a name)."""
+    return {"variant": name, "task": variant.task, "arch": variant.arch, "view": variant.view, "seed": seed,
+            "data_seed": params.seed, "scale": scale or "", **variant.options(), **variant.optim.model_dump()}
+
+
+def full_params(variant: Variant, params: Params) -> dict:
+    """Everything else that shaped the run (trainer, data), flattened: the run's params.json artifact."""
     data = params.data.sr if variant.task == "sr" else params.data.classification
-    return {"variant": name, "arch": variant.arch, "view": variant.view, "seed": seed, "data_seed": params.seed,
-            **flatten(variant.options(), "model"), **flatten(variant.optim, "optim"),
-            **flatten(params.trainer, "trainer"), **flatten(data, "data")}
+    return {**flatten(params.trainer, "trainer"), **flatten(data, "data")}
+
+
+def dataset_digest(root: Path, folder: Path) -> tuple[str, str]:
+    """(digest, what it is) of a prepared-data folder (relative to the project ``root``): DVC's hash from
+    dvc.lock while that entry still describes the folder (same file count and size), else an md5 of its files."""
+    files = sorted(f for f in (root / folder).rglob("*") if f.is_file())
+    size = sum(f.stat().st_size for f in files)
+    lock = root / "dvc.lock"
+    entries = yaml.safe_load(lock.read_text()).get("stages", {}).values() if lock.exists() else []
+    for out in (o for stage in entries for o in stage.get("outs", [])):
+        if Path(out["path"]) == folder and out.get("nfiles") == len(files) and out.get("size") == size:
+            return out["md5"], "DVC md5 (dvc.lock)"
+    h = hashlib.md5()
+    for f in files:
+        h.update(f.relative_to(root / folder).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest(), "md5 of the files (no matching dvc.lock entry)"
 
 
 def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: Path, work_root: Path,
@@ -147,7 +180,7 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
         shutil.copytree(work / "export", out_dir, dirs_exist_ok=True)
         return TrainResult(**json.loads(done.read_text()))
 
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     dm = datamodule_for(variant, params, prepared, seed, scale)
     net = build(variant.arch, dm.data_args(), variant.model)
@@ -160,21 +193,24 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     resume = _resumable(work / "checkpoints" / "last.ckpt", run_name)
     clock = Clock(work / "elapsed_s", resumed=resume is not None)
     trainer = _trainer(variant, params, [ckpt, history, clock], run_name)  # a bad setting fails before any MLflow run
-    logger = open_run(store, work / "mlflow_run.json", variant.task, run_name,
-                      tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
-                            "scale": str(scale or "")},
-                      params={**run_params(name, variant, params, seed), "params_count": count_parameters(net)})
-    trainer.logger = logger
-    run_id = logger.run_id
+    run = open_run(store, work / "mlflow_run.json", variant.task, run_name,
+                   tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
+                         "scale": str(scale or "")},
+                   params=run_params(name, variant, params, seed, scale))
+    folder = prepared / variant.task
+    folder = folder.relative_to(root) if folder.is_absolute() else folder
+    data_digest, kind = dataset_digest(root, folder)
+    run.log_dataset(variant.task, data_digest, f"{folder.as_posix()} ({kind})")
+    trainer.callbacks.append(Curves(run))
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
     except SystemExit as exc:  # Lightning turns SIGTERM and Ctrl-C into SystemExit
-        logger.experiment.set_terminated(run_id, "KILLED")
+        run.end("KILLED")
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
         stopped = f"{run_name}: training stopped by {signal.Signals(signum).name} at epoch {trainer.current_epoch + 1}"
         raise Interrupted(f"{stopped}; `dvc repro` resumes from its last checkpoint", signum) from None
     except BaseException:
-        logger.experiment.set_terminated(run_id, "FAILED")
+        run.end("FAILED")
         raise
     elapsed = clock.total()
     work.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile
@@ -188,9 +224,12 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     save_model(net, {"name": name, "task": variant.task, "arch": variant.arch, "view": variant.view,
                      "model": variant.options(), "data_args": dm.data_args(), "seed": seed,
                      "data_seed": params.seed}, export)
-    logger.experiment.log_artifact(run_id, str(export / "model.pt"))
-    logger.experiment.log_artifact(run_id, str(export / "model.json"))
-    result = TrainResult(run_id, seed, scale, count_parameters(net), round(elapsed, 2), int(trainer.current_epoch),
+    (work / "params.json").write_text(json.dumps(full_params(variant, params), indent=1))
+    run.log_artifacts(export / "model.pt", export / "model.json", work / "params.json")
+    images = trainer.global_step * variant.optim.batch_size  # every step since the start, resumes included
+    run.log_metrics({"params_count": count_parameters(net), "train_time_s": elapsed, "images_per_s": images / elapsed})
+    run.end("FINISHED")
+    result = TrainResult(run.run_id, seed, scale, count_parameters(net), round(elapsed, 2), int(trainer.current_epoch),
                          float(ckpt.best_model_score), history.rows)
     done.write_text(json.dumps(asdict(result)))
     shutil.copytree(export, out_dir, dirs_exist_ok=True)

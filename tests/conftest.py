@@ -24,18 +24,6 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-@pytest.fixture(autouse=True)
-def _own_tracking_uri():
-    """mlflow.set_tracking_uri (called by Lightning's logger) also sets MLFLOW_TRACKING_URI in the
-    process environment; without this, an in-process training would send later tests to its store."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -69,7 +69,7 @@ def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
     assert (tmp_path / "b" / "model.pt").read_bytes() == (tmp_path / "a" / "model.pt").read_bytes()
     runs = mlflow.MlflowClient(store.uri).search_runs([mlflow.MlflowClient(store.uri)
                                                       .get_experiment_by_name("classification").experiment_id])
-    assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["model.hidden"] == "8"
+    assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"
 
 
 def test_precision_is_mixed_only_on_a_gpu():
@@ -78,8 +78,13 @@ def test_precision_is_mixed_only_on_a_gpu():
 
 
 def test_bench_reports_ratios(tmp_path, cli, root):
-    proc = cli(["bench", "--quick", "--json", str(tmp_path / "b.json")], cwd=root)
+    proc = cli(["bench", "--size", "quick", "--json", str(tmp_path / "b.json")], cwd=root)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["lstm"][0]["gate_over_nn_lstm"] > 0
     assert result["resize"][0]["hr_megapixels_per_s"] > 0 and result["patches"]["hr_megapixels_per_s"] > 0
+    # every figure is printed as a ratio against its same-run reference, and lands in the JSON for the report
+    figures = [r["figure"] for r in result["summary"]]
+    assert [f.split()[0] for f in figures] == ["gate-equation", "lstm_row", "MATLAB", "peak"]
+    assert all(r["ratio"] > 0 for r in result["summary"])
+    assert all(f"{f}: " in proc.stdout for f in figures) and result["machine"] in proc.stdout

@@ -1,0 +1,63 @@
+"""MLflow bookkeeping on a real local store: experiment kind, the report's runs tagged, dataset digests."""
+
+import mlflow
+import yaml
+
+from pipeline.config import Tracking
+from pipeline.tracking import REPORT_TAG, log_test_metrics, open_run, resolve_store
+from pipeline.training import dataset_digest
+
+
+def _store(tmp_path):
+    cfg = Tracking(uri="sqlite:///mlflow.db", artifacts="mlartifacts", on_unreachable="fail", timeout_s=5)
+    return resolve_store(cfg, tmp_path)
+
+
+def _run(store, tmp_path, name):
+    return open_run(store, tmp_path / f"{name}.json", "classification", name, tags={}, params={"hidden": 8})
+
+
+def test_report_marks_its_runs_and_supersedes_earlier_ones(tmp_path):
+    store = _store(tmp_path)
+    old, new = _run(store, tmp_path, "old"), _run(store, tmp_path, "new")
+    test = {"accuracy": {"seeds": {"1": 0.9}}}
+    log_test_metrics(store, [([{"run_id": old.run_id, "seed": 1, "scale": None}], test)])
+    client = mlflow.MlflowClient(store.uri)
+    assert client.get_run(old.run_id).data.tags[REPORT_TAG] == "current"
+    log_test_metrics(store, [([{"run_id": new.run_id, "seed": 1, "scale": None}], test)])
+    assert client.get_run(old.run_id).data.tags[REPORT_TAG] == "superseded"
+    assert client.get_run(new.run_id).data.tags[REPORT_TAG] == "current"
+    assert client.get_run(new.run_id).data.metrics["test_accuracy"] == 0.9
+
+
+def test_experiments_open_as_model_training(tmp_path):
+    store = _store(tmp_path)
+    run = _run(store, tmp_path, "a")
+    client = mlflow.MlflowClient(store.uri)
+    experiment = client.get_experiment(client.get_run(run.run_id).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_dataset_digest_is_dvcs_hash_only_while_it_describes_the_folder(tmp_path):
+    folder = tmp_path / "data" / "prepared" / "sr"
+    folder.mkdir(parents=True)
+    (folder / "a.npy").write_bytes(b"1234")
+    entry = {"path": "data/prepared/sr", "md5": "0123456789abcdef0123456789abcdef.dir", "size": 4, "nfiles": 1}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"patches": {"outs": [entry]}}}))
+    relative = folder.relative_to(tmp_path)
+    assert dataset_digest(tmp_path, relative) == (entry["md5"], "DVC md5 (dvc.lock)")
+    (folder / "a.npy").write_bytes(b"12345")  # changed since DVC hashed it: the entry no longer describes it
+    digest, kind = dataset_digest(tmp_path, relative)
+    assert digest != entry["md5"] and len(digest) == 32 and "no matching" in kind
+
+
+def test_run_param_names_are_shared_and_never_collide(root):
+    from pipeline.config import load_params
+    from pipeline.training import run_params
+
+    p = load_params(root / "params.yaml")
+    for name, variant in p.variants.items():
+        params = run_params(name, variant, p, seed=1, scale=2)
+        sources = [7, len(variant.options()), len(variant.optim.model_dump())]
+        assert len(params) == sum(sources), f"{name}: a model option shadows a run or optimiser param"
+        assert {"arch", "view", "seed", "lr", "epochs", "batch_size"} <= params.keys()
