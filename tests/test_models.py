@@ -101,3 +101,21 @@ def test_gate_lstm_equals_torch_lstm(layers):
         assert torch.allclose(theirs.grad, mine.grad, atol=1e-5)
     for name, p in ref.named_parameters():
         assert torch.allclose(p.grad, dict(ours.named_parameters())[name].grad, atol=1e-5), name
+
+
+def test_gate_lstm_float32_fast_path_matches_torch_lstm():
+    """float32 on CPU takes the fast path (oneDNN products, tanh through sigmoid, the wide-hidden weight
+    gradient): it must still be nn.LSTM up to float32 roundoff."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(5, 256, num_layers=2, batch_first=True)
+    ours = GateLSTM(5, 256, num_layers=2)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 6, 5)
+    outs = [model(x)[0] for model in (ref, ours)]
+    assert (outs[0] - outs[1]).abs().max() < 1e-5
+    weight = torch.randn_like(outs[0])
+    for out in outs:
+        (out * weight).sum().backward()
+    for name, p in ref.named_parameters():
+        mine = dict(ours.named_parameters())[name].grad
+        assert (p.grad - mine).abs().max() <= 1e-5 * (1 + p.grad.abs().max()), name
