@@ -134,6 +134,17 @@ def variant_colours(names: list[str]) -> dict[str, str]:
     return {name: f"C{i % 10}" for i, name in enumerate(names)}
 
 
+def comparison_curves(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One task's validation curves in one long table, a ``series`` column naming the variant (and the
+    scale when several are trained), so `dvc plots show` draws one chart that compares the variants."""
+    if not curves:
+        return pd.DataFrame(columns=["series", "seed", "epoch"])
+    table = pd.concat([df.assign(series=name) for name, df in curves.items()], ignore_index=True)
+    if "scale" in table and table["scale"].nunique() > 1:
+        table["series"] += " x" + table["scale"].astype(int).astype(str)
+    return table[["series", *table.columns.drop("series")]]
+
+
 def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str, str], path: Path) -> None:
     """Validation curves: the mean over seeds as a line, the seeds' range as a band."""
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,4 +1,5 @@
-"""report: metrics, runs and curves -> reports/report.{md,html} (+ figures), metrics/summary.json, MLflow.
+"""report: metrics, runs and curves -> reports/report.{md,html} (+ figures), metrics/summary.json,
+plots/compare/<task>.csv (one `dvc plots show` chart per task), MLflow.
 
 Each run's test figures are attached to it here, once for all variants, so
 that the evaluate stages stay free of MLflow's start-up cost.
@@ -10,8 +11,8 @@ import json
 
 import pandas as pd
 
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.report import build_report, html_page
+from pipeline.atomic import atomic_dir, write_json, write_text
+from pipeline.report import build_report, comparison_curves, html_page
 from pipeline.tracking import git_commit, log_test_metrics, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
 
@@ -29,6 +30,9 @@ def report() -> None:
         (out / "report.md").write_text(text)
         (out / "report.html").write_text(html_page(text, "lstmvision report", out))
     write_json(METRICS / "summary.json", summary)
+    for task, task_names in (("classification", p.run.classification), ("sr", p.run.sr)):
+        table = comparison_curves({n: curves[n] for n in task_names})
+        write_text(PLOTS / "compare" / f"{task}.csv", table.to_csv(index=False))
     log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
                               json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])
     print(f"wrote {REPORTS}/report.md and report.html; test metrics logged to the MLflow runs of {len(names)} "

@@ -61,6 +61,17 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_par
     assert shown.returncode == 0, shown.stderr
     assert "test.accuracy.seeds.1" in shown.stdout or '"seeds"' in shown.stdout  # DVC reads them as they are
 
+    # `dvc plots show`: one chart per task, every variant on it, every seed behind each line.
+    plots = dvc(tiny, "plots", "show", "--json")
+    assert plots.returncode == 0, plots.stdout + plots.stderr
+    charts = json.loads(plots.stdout)["data"]
+    assert set(charts) == {"plots/compare/classification.csv", "plots/compare/sr.csv"}
+    p = yaml.safe_load((tiny / "params.yaml").read_text())
+    for chart, names in (("classification", p["run"]["classification"]), ("sr", p["run"]["sr"])):
+        rows = charts[f"plots/compare/{chart}.csv"][0]["content"]["data"]["values"]
+        assert {r["series"] for r in rows} == set(names)
+        assert {r["seed"] for r in rows if r["series"] == names[0]} == {"1", "2"}
+
     # Nothing changed: nothing runs. One variant's knob changed: only its train/evaluate and the report.
     again = dvc(tiny, "repro")
     assert not _ran(again), again.stdout
