@@ -9,7 +9,8 @@ by tenths of a dB, so this module reproduces MATLAB's weights exactly.
 
 Each output pixel has at most ``4 / scale + 1`` non-zero taps, so images are
 resized as a banded product (blocks of outputs through one small shared
-matrix), not as a dense [out, in] matrix product. 8-bit data is resized as
+matrix), not as a dense [out, in] matrix product, and along both axes in
+place (no transposed copies). 8-bit data is resized as
 MATLAB resizes uint8: in the 0..255 domain, each pass rounded half away from
 zero. There the x2 and x4 weights are dyadic, so every sum is exact in
 float32 and in any order (ties land exactly on .5, as in MATLAB).
@@ -117,6 +118,19 @@ def _resize_rows(image: torch.Tensor, out_len: int, scale: float, antialias: boo
     return out.view(image.shape[0], -1, image.shape[-1])[:, :out_len]
 
 
+def _resize_columns(image: torch.Tensor, out_len: int, scale: float, antialias: bool, offset: float
+                    ) -> torch.Tensor:
+    """Resize ``image`` (N, H, W) along W without transposing it: every block's window gathered
+    along the row, then one matrix product of all windows with the block matrix. The result may
+    hold a few surplus columns past ``out_len`` (the caller's copy drops them)."""
+    gather, matrix = _banded(image.shape[-1], out_len, scale, antialias)
+    block, window = matrix.shape
+    windows = image.index_select(-1, gather.to(image.device)).view(-1, window)  # [N * H * blocks, window]
+    offset = torch.full((1, 1), offset, dtype=image.dtype, device=image.device)
+    out = torch.addmm(offset, windows, matrix.to(image.device, image.dtype).t())  # [N * H * blocks, block]
+    return out.view(*image.shape[:-1], -1)
+
+
 @functools.lru_cache(maxsize=16)
 def _exact_in_float32(scale: float, antialias: bool) -> bool:
     """8-bit data resizes exactly in float32 when every weight is a multiple of 2^-13: each sum then
@@ -135,7 +149,8 @@ def imresize(
     """Resize ``image`` (..., H, W) by ``scale`` (s or 1/s, s an integer) like MATLAB's bicubic imresize.
 
     The output size is ``ceil(H * scale) x ceil(W * scale)``. With
-    ``quantize=True`` the image is taken as 8-bit data in [0, 1] and, as
+    ``quantize=True`` the image is taken as 8-bit data in [0, 1] (put on that
+    grid first) and, as
     MATLAB does for uint8 input, the result of each axis pass is rounded
     (half away from zero) to the 8-bit grid and clipped, so the output is
     exactly what a saved PNG holds.
@@ -146,18 +161,18 @@ def imresize(
     *lead, h, w = image.shape
     out_h, out_w = math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9)
     dtype = torch.float32 if quantize and _exact_in_float32(scale, antialias) else torch.float64
-    work = torch.empty(image.shape, dtype=dtype, device=image.device).view(-1, h, w)
-    torch.mul(image.reshape(-1, h, w), 255 if quantize else 1, out=work)  # exact: n/255 * 255 == n in float64
+    work = image.reshape(-1, h, w).to(dtype, copy=quantize)  # the in-place steps below never touch `image`
+    if quantize:
+        work.mul_(255).round_()  # the 0..255 grid, exactly (n / 255 reaches float32 inexactly)
 
-    def resize(t: torch.Tensor, out_len: int) -> torch.Tensor:
-        if not quantize:
-            return _resize_rows(t, out_len, scale, antialias, 0.0)
-        return _resize_rows(t, out_len, scale, antialias, 0.5).floor_().clamp_(0, 255)  # MATLAB's uint8 rounding
+    def rounded(t: torch.Tensor) -> torch.Tensor:
+        return t.floor_().clamp_(0, 255) if quantize else t  # MATLAB's uint8: offset 0.5, floor, clip
 
-    # MATLAB resizes the axis with the smaller scale first; equal scales: rows first. Columns are
-    # resized as rows of the transposed image, since gathering rows is a memory copy.
-    work = resize(resize(work, out_h).transpose(-1, -2).contiguous(), out_w)
+    offset = 0.5 if quantize else 0.0
+    # MATLAB resizes the axis with the smaller scale first; equal scales: rows first.
+    work = rounded(_resize_rows(work, out_h, scale, antialias, offset).contiguous())
+    work = rounded(_resize_columns(work, out_w, scale, antialias, offset))[..., :out_w]
     out = torch.empty(*lead, out_h, out_w, dtype=torch.float64, device=image.device)
-    out.view(-1, out_h, out_w).copy_(work.transpose(-1, -2))
-    out = out.div_(255) if quantize else out
+    out.view(-1, out_h, out_w).copy_(work)
+    out = out.div_(255) if quantize else out  # in float64: n / 255 exactly as the input was made
     return out.to(image.dtype) if image.is_floating_point() else out
