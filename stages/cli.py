@@ -13,6 +13,8 @@ import sys
 
 import typer
 
+from pipeline.host import keep_freed_memory
+
 COMMANDS = {
     "download": ("stages.download", "download"),
     "split": ("stages.split", "split"),
@@ -48,6 +50,7 @@ def main() -> None:
     # objects: collecting while importing them, and walking them again at
     # exit, costs ~1 s and ~2 s here. Frozen objects are skipped by the
     # collector; atexit handlers and stream flushing still run.
+    keep_freed_memory()
     gc.disable()
     app = build_app(wanted)
     gc.freeze()
