@@ -20,6 +20,7 @@ class _Base(L.LightningModule):
     def __init__(self, net: nn.Module, optim: Optim):
         super().__init__()
         self.net, self.optim = net, optim
+        self._sums: dict[str, tuple[torch.Tensor, int]] = {}  # the epoch's figures, batch-size weighted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -35,12 +36,24 @@ class _Base(L.LightningModule):
         x, target = batch
         loss = self.loss(self(x), target)
         self._check_finite(loss)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        self._add({"train_loss": loss}, len(target))
         return loss
 
     def validation_step(self, batch, _):
         x, target = batch
-        self.log_dict(self.val_metrics(self(x), target), on_epoch=True)
+        self._add(self.val_metrics(self(x), target), len(target))
+
+    def _add(self, figures: dict[str, torch.Tensor], n: int) -> None:
+        for key, value in figures.items():
+            total, count = self._sums.get(key, (0, 0))
+            self._sums[key] = (total + value.detach() * n, count + n)
+
+    def on_validation_epoch_end(self):
+        # One log call per figure and epoch, not per batch: Lightning's self.log costs ~0.5 ms a
+        # call, a tenth of a small model's step. Validation runs after the epoch's last training
+        # batch and before every on_train_epoch_end hook, so the training loss goes out here too.
+        self.log_dict({key: total / count for key, (total, count) in self._sums.items()})
+        self._sums = {}
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
