@@ -63,7 +63,8 @@ class SRData(Strict):
 
     # What shapes the patches a model trains on (the patches and train stages' params); the evaluation
     # sets do not, so adding a benchmark re-trains nothing.
-    PATCH_FIELDS: ClassVar[tuple[str, ...]] = ("train", "scales", "patch_size", "stride", "augment", "val_fraction", "max_patches")
+    PATCH_FIELDS: ClassVar[tuple[str, ...]] = ("train", "scales", "patch_size", "stride", "augment", "val_fraction",
+                                               "max_patches")
 
     def patch_settings(self) -> dict[str, Any]:
         return self.model_dump(include=set(self.PATCH_FIELDS))

@@ -7,7 +7,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
-from pipeline.datasets import PatchDataset, batch_loader, classification_shape, load_classification
+from pipeline.datasets import (
+    PatchDataset,
+    batch_loader,
+    classification_input,
+    classification_shape,
+    load_classification,
+)
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -21,6 +27,9 @@ class ClassificationDataModule(L.LightningDataModule):
     def data_args(self) -> dict:
         side, classes = classification_shape(self.data_dir)
         return {"input_size": side if self.view == "rows" else 1, "num_classes": classes, "image_size": side}
+
+    def input_spec(self) -> dict:
+        return classification_input(self.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
         self.splits = load_classification(self.data_dir, self.view, self.data_seed)
@@ -44,6 +53,9 @@ class SRDataModule(L.LightningDataModule):
 
     def data_args(self) -> dict:
         return {"scale": self.scale, "channels": 1}
+
+    def input_spec(self) -> dict:
+        return {"colour": "Y (ITU-R 601, 8-bit) by the network, Cb and Cr by MATLAB bicubic", "range": [0, 1]}
 
     def setup(self, stage: str | None = None) -> None:
         lr = np.load(self.dir / "lr.npy", mmap_mode="r")

@@ -66,10 +66,27 @@ def load_classification(data_dir: Path, view: str, seed: int) -> dict[str, Tenso
         with np.load(Path(data_dir) / f"{split}.npz") as z:
             raw[split] = (torch.from_numpy(z["x"]), torch.from_numpy(z["y"]))
     x_train = raw["train"][0].float() / 255
-    mean, std = x_train.mean(), x_train.std()
+    mean, std = standardisation(x_train)
     perm = pixel_permutation(x_train.shape[1] * x_train.shape[2], seed)
     return {split: TensorDataset(sequence_view((x.float() / 255 - mean) / std, view, perm), y)
             for split, (x, y) in raw.items()}
+
+
+def standardisation(x_train: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of the training images in [0, 1]: every split, and every image
+    a user classifies later, is standardised with these."""
+    return float(x_train.mean()), float(x_train.std())
+
+
+def classification_input(data_dir: Path) -> dict:
+    """What inference needs to prepare an image as training did, for model.json: standardisation,
+    polarity (told by the training images' borders) and class names."""
+    with np.load(Path(data_dir) / "train.npz") as z:
+        x, y = torch.from_numpy(z["x"]).float() / 255, z["y"]
+    mean, std = standardisation(x)
+    border = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]]).mean()
+    return {"mean": mean, "std": std, "polarity": "light_on_dark" if border < 0.5 else "dark_on_light",
+            "class_names": [str(c) for c in range(int(y.max()) + 1)]}
 
 
 def classification_shape(data_dir: Path) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,10 +66,18 @@ def load_image(path: Path) -> torch.Tensor:
 
 
 def save_image(tensor: torch.Tensor, path: Path) -> None:
-    """Save (C, H, W) in [0, 1] as an 8-bit PNG."""
-    arr = (tensor.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    """Save (C, H, W) as an 8-bit PNG (uint8 as is, floats in [0, 1] rounded); written beside and renamed,
+    so an interrupted save never leaves a truncated file."""
+    if tensor.dtype != torch.uint8:
+        tensor = (tensor.clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = tensor.cpu().numpy()
     arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-    Image.fromarray(arr).save(path)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
+    try:
+        Image.fromarray(arr).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -222,7 +222,7 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     net.load_state_dict({k.removeprefix("net."): v for k, v in best["state_dict"].items()})
     export = work / "export"
     save_model(net, {"name": name, "task": variant.task, "arch": variant.arch, "view": variant.view,
-                     "model": variant.options(), "data_args": dm.data_args(), "seed": seed,
+                     "model": variant.options(), "data_args": dm.data_args(), "input": dm.input_spec(), "seed": seed,
                      "data_seed": params.seed}, export)
     (work / "params.json").write_text(json.dumps(full_params(variant, params), indent=1))
     run.log_artifacts(export / "model.pt", export / "model.json", work / "params.json")

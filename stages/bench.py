@@ -8,8 +8,14 @@ import torch
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.bench import (evaluation_memory, lightning_vs_bare_loop, lstm_kernels, patch_throughput,
-                            resize_vs_pillow, summary_rows)
+from pipeline.bench import (
+    evaluation_memory,
+    lightning_vs_bare_loop,
+    lstm_kernels,
+    patch_throughput,
+    resize_vs_pillow,
+    summary_rows,
+)
 from pipeline.host import machine
 from stages.common import UsageError, command
 

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.config import NAME
 from pipeline.evaluation import bicubic, default_device, evaluate_images, summarize, y_model_upscaler
 from pipeline.images import iter_folder
-from pipeline.models import load_model, read_spec
-from stages.common import MODELS, UsageError, command
-
-
-def _model_dir(model: str, scale: int, seed: int | None) -> Path:
-    """A variant name (models/NAME/s<seed>/x<scale>, the lowest seed unless given) or a folder holding
-    model.pt + model.json."""
-    variant = NAME.match(model) is not None  # a variant name, not a path
-    trained = sorted(MODELS.glob(f"{model}/s[0-9]*/x{scale}"), key=lambda f: int(f.parent.name[1:])) if variant else []
-    if seed is not None:
-        trained = [f for f in trained if f.parent.name == f"s{seed}"]
-    for candidate in (Path(model), Path(model).parent, *trained[:1]):
-        if (candidate / "model.json").is_file():
-            spec = read_spec(candidate)
-            if spec["task"] != "sr":
-                raise UsageError(f"{candidate} is a {spec['task']} model, not a super-resolution one")
-            if spec["data_args"].get("scale") != scale:
-                raise UsageError(f"{candidate} is a x{spec['data_args'].get('scale')} model, not x{scale}")
-            return candidate
-    raise UsageError(f"--model {model}: not 'bicubic', a trained variant at x{scale}, or a model folder")
+from pipeline.models import load_model
+from stages.common import UsageError, check_json_out, command
+from stages.model_ref import MODEL_HELP, find_model
 
 
 @command
 def benchmark_sr(
-    model: str = typer.Option(..., help="'bicubic', a trained SR variant name, or a model folder/model.pt path"),
+    model: str = typer.Option(..., help=f"'bicubic', or {MODEL_HELP}"),
     hr_dir: Path = typer.Option(..., help="folder of high-resolution images"),
     scale: int = typer.Option(..., help="2, 3 or 4"),
     seed: int | None = typer.Option(None, help="which seed's model of a trained variant (default: the lowest)"),
@@ -46,15 +27,11 @@ def benchmark_sr(
         raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
     if not hr_dir.is_dir():
         raise UsageError(f"--hr-dir {hr_dir}: not a folder")
-    if json_out is not None:  # checked before minutes of computation, not after
-        if json_out.is_dir():
-            raise UsageError(f"--json {json_out}: is a folder")
-        if not json_out.parent.is_dir() or not os.access(json_out.parent, os.W_OK):
-            raise UsageError(f"--json {json_out}: cannot write into {json_out.parent}")
+    check_json_out(json_out)
     if model == "bicubic":
         upscale = bicubic
     else:
-        upscale = y_model_upscaler(load_model(_model_dir(model, scale, seed))[0], default_device())
+        upscale = y_model_upscaler(load_model(find_model(model, "sr", scale, seed))[0], default_device())
     scores, _ = evaluate_images(upscale, iter_folder(hr_dir, min_size=scale * 2 + 11), scale)  # streamed
     if not scores:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")

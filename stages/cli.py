@@ -25,6 +25,8 @@ COMMANDS = {
     "check": ("stages.check", "check"),
     "profile": ("stages.profile", "profile"),
     "benchmark-sr": ("stages.benchmark_sr", "benchmark_sr"),
+    "classify": ("stages.classify", "classify_cmd"),
+    "upscale": ("stages.upscale", "upscale_cmd"),
     "fetch": ("stages.fetch", "fetch_cmd"),
     "bench": ("stages.bench", "bench"),
 }

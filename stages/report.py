@@ -25,8 +25,8 @@ def report() -> None:
     names = [*p.run.classification, *p.run.sr]
     curves = {n: pd.read_csv(PLOTS / "train" / f"{n}.csv") for n in names}
     with atomic_dir(REPORTS) as out:
-        text, summary = build_report(p, curves, MODELS, EVAL, RAW, json.loads((METRICS / "bench.json").read_text()), out,
-                                     git_commit(ROOT))
+        bench = json.loads((METRICS / "bench.json").read_text())
+        text, summary = build_report(p, curves, MODELS, EVAL, RAW, bench, out, git_commit(ROOT))
         (out / "report.md").write_text(text)
         (out / "report.html").write_text(html_page(text, "lstmvision report", out))
     write_json(METRICS / "summary.json", summary)
