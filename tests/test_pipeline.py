@@ -51,8 +51,8 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_par
     report = (tiny / "reports/report.md").read_text()
     assert "1000 test images" in report and "± " in report and "(2)" in report and "leader" in report
     page = (tiny / "reports/report.html").read_text()
-    # One self-contained file: every figure embedded, none left as a link.
-    assert page.count("<table>") == 2 and '<img alt="crops" src="data:image/png;base64,' in page
+    # One self-contained file (tables: classification, SR, cost): every figure embedded, none a link.
+    assert page.count("<table>") == 3 and '<img alt="crops" src="data:image/png;base64,' in page
     assert 'src="figures/' not in page
     assert "Code at commit `" in report and "CPU cores" in report and "- `skimage_test`: embedded" in report
     assert "- `set5`: **skipped**: dataset set5: no Set5/ in mirror" in report  # said, not silently left out
