@@ -84,15 +84,15 @@ def summarize(scores: list[ImageScore]) -> dict:
 
 
 @torch.no_grad()
-def classify(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndarray, float]:
-    """(per-image correctness, images per second) of ``net`` over a loader of (x, y) batches."""
+def predict_classes(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """(predicted class per image, images per second) of ``net`` over a loader of (x, y) batches."""
     net = net.to(device).eval()
-    correct = []
+    predicted = []
     started = time.perf_counter()
-    for x, y in loader:
-        correct.append((net(x.to(device)).argmax(-1).cpu() == y).numpy())
-    flags = np.concatenate(correct)
-    return flags, len(flags) / (time.perf_counter() - started)
+    for x, _ in loader:
+        predicted.append(net(x.to(device)).argmax(-1).cpu().numpy())
+    flat = np.concatenate(predicted)
+    return flat, len(flat) / (time.perf_counter() - started)
 
 
 def sr_test_sets(raw: Path, test: str, benchmarks: list[str]) -> dict[str, Path]:
@@ -128,5 +128,7 @@ def sr_metrics(per_image: pd.DataFrame) -> dict:
 
 
 def accuracy_metrics(per_image: pd.DataFrame) -> dict:
-    """{"accuracy": mean/std/n over seeds}."""
-    return {"accuracy": summary(per_image.groupby("seed", sort=False).correct.mean().to_dict(), 5)}
+    """{"accuracy": mean/std/n over seeds, "per_class_accuracy": {class: accuracy over all seeds}}."""
+    per_class = per_image.groupby("label").correct.mean()
+    return {"accuracy": summary(per_image.groupby("seed", sort=False).correct.mean().to_dict(), 5),
+            "per_class_accuracy": {str(c): round(float(a), 5) for c, a in per_class.items()}}

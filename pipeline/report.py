@@ -196,6 +196,36 @@ def plot_quality_vs_params(df: pd.DataFrame, label: str, colours: dict[str, str]
     plt.close(fig)
 
 
+def confusion(per_image: pd.DataFrame, classes: int) -> np.ndarray:
+    """Row-normalised confusion matrix (true class by row) pooled over seeds."""
+    counts = np.zeros((classes, classes))
+    np.add.at(counts, (per_image.label.to_numpy(), per_image.predicted.to_numpy()), 1)
+    return counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+
+
+def plot_confusions(matrices: dict[str, np.ndarray], path: Path) -> None:
+    """One small confusion matrix per variant, on one colour scale, diagonal hidden so errors show."""
+    cols = min(4, len(matrices))
+    rows = -(-len(matrices) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.1 * rows), squeeze=False)
+    errors = {n: m * (1 - np.eye(len(m))) for n, m in matrices.items()}
+    top = max(float(e.max()) for e in errors.values()) or 1.0
+    for ax, (name, err) in zip(axes.flat, errors.items(), strict=False):
+        image = ax.imshow(err, cmap="Reds", vmin=0, vmax=top)
+        ax.set_title(f"{name} ({np.trace(matrices[name]) / len(err):.1%} mean per-class)", fontsize=8)
+        ax.set_xticks(range(len(err)))
+        ax.set_yticks(range(len(err)))
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+    for ax in list(axes.flat)[len(errors):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="share of the true class (errors only)")
+    fig.suptitle("Confusion matrices, pooled over seeds (diagonal omitted)", fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) -> None:
     """Side-by-side centre crops of the same image (bicubic / models / ground truth), two rows when many."""
     columns = min(len(panels), 4)
@@ -251,6 +281,12 @@ def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path
     plot_curves({n: curves[n] for n in names}, "val_acc", colours, fig / "classification_curves.png")
     plot_quality_vs_params(cls, "test accuracy (mean ± std over seeds)", colours,
                            fig / "classification_quality_vs_params.png")
+    per_image = {n: pd.read_csv(eval_dir / n / "per_image.csv") for n in names}
+    classes = int(max(df.label.max() for df in per_image.values())) + 1
+    matrices = {n: confusion(df, classes) for n, df in per_image.items()}
+    plot_confusions(matrices, fig / "classification_confusion.png")
+    per_class = pd.DataFrame({"variant": names, **{str(c): [f"{matrices[n][c, c]:.3f}" for n in names]
+                                                   for c in range(classes)}})
     text = f"""## Classification ({p.data.classification.source}, {n_test} test images)
 
 Exact McNemar test on per-image correctness, pairs matched by image and seed.
@@ -261,6 +297,12 @@ Throughput is test-set inference on this machine.
 
 ![validation curves](figures/classification_curves.png)
 ![accuracy vs parameters](figures/classification_quality_vs_params.png)
+
+Per-class test accuracy, pooled over seeds (class by column):
+
+{markdown(per_class)}
+
+![confusion matrices](figures/classification_confusion.png)
 """
     return text, {"classification_test_images": n_test, "classification": cls.to_dict(orient="records")}
 

@@ -22,8 +22,8 @@ from pipeline.evaluation import (
     DETERMINISTIC,
     accuracy_metrics,
     bicubic,
-    classify,
     default_device,
+    predict_classes,
     score_sr,
     sr_metrics,
     sr_test_sets,
@@ -63,8 +63,10 @@ def evaluate_cmd(name: str = typer.Argument(..., help=f"'bicubic' or a variant, 
             for seed in p.seeds:
                 net, spec = load_model(model_folder(MODELS / name, seed, None))
                 test = test or load_classification(PREPARED / "classification", spec["view"], p.seed)["test"]
-                correct, rate = classify(net, batch_loader(test, 256), default_device())
-                rows.append(pd.DataFrame({"seed": str(seed), "image": np.arange(len(correct)), "correct": correct}))
+                predicted, rate = predict_classes(net, batch_loader(test, 256), default_device())
+                labels = test.tensors[1].numpy()
+                rows.append(pd.DataFrame({"seed": str(seed), "image": np.arange(len(labels)), "label": labels,
+                                          "predicted": predicted, "correct": predicted == labels}))
                 rates.append(rate)
             per_image = pd.concat(rows, ignore_index=True)
             metrics, speed = accuracy_metrics(per_image), {"images_per_s": float(np.mean(rates))}

@@ -45,14 +45,17 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_par
     acc = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]["accuracy"]
     assert acc["n"] == 2 and set(acc["seeds"]) == {"1", "2"} and acc["mean"] > 0.5  # chance is 0.1
     assert acc["mean"] == pytest.approx(sum(acc["seeds"].values()) / 2, abs=1e-5) and acc["std"] > 0
+    per_class = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]["per_class_accuracy"]
+    assert set(per_class) == {str(c) for c in range(10)} and all(0 <= a <= 1 for a in per_class.values())
+    assert (tiny / "reports/figures/classification_confusion.png").stat().st_size > 10_000
     model = json.loads((tiny / "metrics/lsrcnn.json").read_text())["test"]["skimage_test"]["x2"]
     bicubic = json.loads((tiny / "metrics/bicubic.json").read_text())["test"]["skimage_test"]["x2"]
     assert model["psnr"]["mean"] > bicubic["psnr"]["mean"] and bicubic["psnr"]["n"] == 1
     report = (tiny / "reports/report.md").read_text()
     assert "1000 test images" in report and "± " in report and "(2)" in report and "leader" in report
     page = (tiny / "reports/report.html").read_text()
-    # One self-contained file (tables: classification, SR, cost): every figure embedded, none a link.
-    assert page.count("<table>") == 3 and '<img alt="crops" src="data:image/png;base64,' in page
+    # One self-contained file (tables: classification, per class, SR, cost): every figure embedded.
+    assert page.count("<table>") == 4 and '<img alt="crops" src="data:image/png;base64,' in page
     assert 'src="figures/' not in page
     assert "Code at commit `" in report and "CPU cores" in report and "- `skimage_test`: embedded" in report
     assert "- `set5`: **skipped**: dataset set5: no Set5/ in mirror" in report  # said, not silently left out
