@@ -31,6 +31,11 @@ class ClassificationDataModule(L.LightningDataModule):
     def input_spec(self) -> dict:
         return classification_input(self.data_dir)
 
+    def example_image(self) -> np.ndarray:
+        """A real input for the served model's input example: the first test image, 8-bit."""
+        with np.load(self.data_dir / "test.npz") as z:
+            return z["x"][0]
+
     def setup(self, stage: str | None = None) -> None:
         self.splits = load_classification(self.data_dir, self.view, self.data_seed)
 
@@ -56,6 +61,10 @@ class SRDataModule(L.LightningDataModule):
 
     def input_spec(self) -> dict:
         return {"colour": "Y (ITU-R 601, 8-bit) by the network, Cb and Cr by MATLAB bicubic", "range": [0, 1]}
+
+    def example_image(self) -> np.ndarray:
+        """A real input for the served model's input example: the first LR patch (8-bit Y)."""
+        return np.array(np.load(self.dir / "lr.npy", mmap_mode="r")[0]).squeeze()
 
     def setup(self, stage: str | None = None) -> None:
         lr = np.load(self.dir / "lr.npy", mmap_mode="r")

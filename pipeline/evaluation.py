@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,43 +18,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.color import rgb_to_ycbcr, ycbcr_to_rgb
 from pipeline.images import iter_folder, modcrop
+from pipeline.inference import Upscaler
 from pipeline.metrics import psnr_y, quantize, ssim_y
 from pipeline.resize import imresize
 from pipeline.stats import summary
 
 DETERMINISTIC = "deterministic"  # the seed label of a model without one (bicubic)
 
-Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return imresize(lr, scale, quantize=True)
-
-
-def y_model_upscaler(net: torch.nn.Module, device: str = "cpu") -> Upscaler:
-    """Wrap a Y-channel network as an RGB upscaler (Cb/Cr by bicubic)."""
-    net = net.to(device).eval()
-
-    @torch.no_grad()
-    def upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
-        if lr.shape[0] == 1:
-            y = lr
-        else:
-            ycc = rgb_to_ycbcr(lr) / 255
-            y = (ycc[:1] * 255).round() / 255  # the network was trained on 8-bit Y
-        y_sr = net(y[None].float().to(device))[0].double().cpu().clamp(0, 1)
-        if lr.shape[0] == 1:
-            return y_sr
-        chroma = imresize(ycc[1:], scale)
-        return ycbcr_to_rgb(torch.cat([y_sr, chroma]) * 255)
-
-    return upscale
 
 
 @dataclass

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ def to_8bit_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def load_image(path: Path) -> torch.Tensor:
+def load_image(path: Path | BinaryIO) -> torch.Tensor:
     """Image as float64 (C, H, W) in [0, 1]; C is 1 for grayscale, 3 otherwise.
 
     Colour images whose three channels are identical stay colour: the protocol
@@ -65,11 +66,16 @@ def load_image(path: Path) -> torch.Tensor:
     return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
+def to_8bit(image: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> uint8, clamped and rounded, as a saved PNG holds it."""
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def save_image(tensor: torch.Tensor, path: Path) -> None:
     """Save (C, H, W) as an 8-bit PNG (uint8 as is, floats in [0, 1] rounded); written beside and renamed,
     so an interrupted save never leaves a truncated file."""
     if tensor.dtype != torch.uint8:
-        tensor = (tensor.clamp(0, 1) * 255).round().to(torch.uint8)
+        tensor = to_8bit(tensor)
     arr = tensor.cpu().numpy()
     arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
     tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")

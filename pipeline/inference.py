@@ -3,12 +3,42 @@ training data (`lstmvision classify`, `lstmvision upscale`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
+from pipeline.color import rgb_to_ycbcr, ycbcr_to_rgb
 from pipeline.datasets import pixel_permutation, sequence_view
-from pipeline.evaluation import y_model_upscaler
-from pipeline.metrics import quantize
+from pipeline.images import to_8bit
+from pipeline.resize import imresize
+
+Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def y_model_upscaler(net: torch.nn.Module, device: str = "cpu") -> Upscaler:
+    """Wrap a Y-channel network as an RGB upscaler (Cb/Cr by bicubic)."""
+    net = net.to(device).eval()
+
+    @torch.no_grad()
+    def upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+        if lr.shape[0] == 1:
+            y = lr
+        else:
+            ycc = rgb_to_ycbcr(lr) / 255
+            y = (ycc[:1] * 255).round() / 255  # the network was trained on 8-bit Y
+        y_sr = net(y[None].float().to(device))[0].double().cpu().clamp(0, 1)
+        if lr.shape[0] == 1:
+            return y_sr
+        chroma = imresize(ycc[1:], scale)
+        return ycbcr_to_rgb(torch.cat([y_sr, chroma]) * 255)
+
+    return upscale
+
 
 # MNIST's own preparation: the digit's bounding box scaled to 20 of 28 pixels, centred by its mass.
 _DIGIT_FRACTION = 20 / 28
@@ -87,5 +117,5 @@ def upscale(net: torch.nn.Module, image: torch.Tensor, scale: int, tile: int = 2
             inner = sr[:, (top - y0) * scale:(min(top + tile, height) - y0) * scale,
                        (left - x0) * scale:(min(left + tile, width) - x0) * scale]
             out[:, top * scale:(top + tile) * scale, left * scale:(left + tile) * scale] = (
-                quantize(inner).mul(255).round().to(torch.uint8))
+                to_8bit(inner))
     return out

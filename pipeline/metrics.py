@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.color import luminance
+from pipeline.images import to_8bit
 
 
 def quantize(image: torch.Tensor) -> torch.Tensor:
     """Clamp to [0, 1] and round to the 8-bit grid, as saving a PNG would."""
-    return (image.clamp(0, 1) * 255).round() / 255
+    return to_8bit(image).double() / 255
 
 
 def protocol_y(image: torch.Tensor, crop: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from pipeline.host import machine  # noqa: E402
-from pipeline.published import published_for  # noqa: E402
+from pipeline.published import published_classification, published_for  # noqa: E402
 from pipeline.stats import holm, mcnemar, signed_rank  # noqa: E402
 
 SR_REFERENCE = "bicubic"
@@ -298,6 +298,8 @@ Throughput is test-set inference on this machine.
 ![validation curves](figures/classification_curves.png)
 ![accuracy vs parameters](figures/classification_quality_vs_params.png)
 
+{_published_classification_block({p.variants[n].view for n in names}, p.data.classification.source)}
+
 Per-class test accuracy, pooled over seeds (class by column):
 
 {markdown(per_class)}
@@ -305,6 +307,16 @@ Per-class test accuracy, pooled over seeds (class by column):
 ![confusion matrices](figures/classification_confusion.png)
 """
     return text, {"classification_test_images": n_test, "classification": cls.to_dict(orient="records")}
+
+
+def _published_classification_block(views: set[str], source: str) -> str:
+    rows = published_classification(views)
+    if rows.empty:
+        return ("No published figures are catalogued for these sequence views (row by row: 28 steps; "
+                "`pipeline/catalog/published_classification.csv` covers pixel-by-pixel and permuted MNIST, "
+                "run by lstm_pixel and lstm_permuted in the GPU profile).")
+    return (f"Published on full MNIST (60,000 training images; ours: `{source}`), for the views run here "
+            "(`pipeline/catalog/published_classification.csv`):\n\n" + markdown(rows))
 
 
 def _published_block(set_name: str, scale: int) -> str:

@@ -118,6 +118,13 @@ class Run:
         with _failing_as_one_line(self.store):
             self._client().log_inputs(self.run_id, datasets=[data])
 
+    def log_model(self, export: Path, example: Path, variant: str, task: str, scale: int | None) -> int:
+        """The export as the run's MLflow Model, registered as a new version (pipeline/serving.py)."""
+        from pipeline.serving import log_model
+
+        with _failing_as_one_line(self.store):
+            return log_model(self.store.uri, self.run_id, export, example, variant, task, scale)
+
     def end(self, status: str) -> None:
         with _failing_as_one_line(self.store):
             self._client().set_terminated(self.run_id, status)
@@ -180,6 +187,14 @@ def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
 
 
 REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
+
+
+def crown_champions(store: Store, contests: list) -> list[str]:
+    """pipeline.serving.crown, failing as one line like every other call to the store."""
+    from pipeline.serving import crown
+
+    with _failing_as_one_line(store):
+        return crown(store.uri, contests)
 
 
 def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:

@@ -26,6 +26,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from PIL import Image
 
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
@@ -226,6 +227,8 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
                      "data_seed": params.seed}, export)
     (work / "params.json").write_text(json.dumps(full_params(variant, params), indent=1))
     run.log_artifacts(export / "model.pt", export / "model.json", work / "params.json")
+    Image.fromarray(dm.example_image()).save(work / "example.png")
+    run.log_model(export, work / "example.png", name, variant.task, scale)
     images = trainer.global_step * variant.optim.batch_size  # every step since the start, resumes included
     run.log_metrics({"params_count": count_parameters(net), "train_time_s": elapsed, "images_per_s": images / elapsed})
     run.end("FINISHED")

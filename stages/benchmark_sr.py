@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.evaluation import bicubic, default_device, evaluate_images, summarize, y_model_upscaler
+from pipeline.evaluation import bicubic, evaluate_images, summarize
 from pipeline.images import iter_folder
+from pipeline.inference import default_device, y_model_upscaler
 from pipeline.models import load_model
 from stages.common import UsageError, check_json_out, command
 from stages.model_ref import MODEL_HELP, find_model

@@ -22,14 +22,13 @@ from pipeline.evaluation import (
     DETERMINISTIC,
     accuracy_metrics,
     bicubic,
-    default_device,
     predict_classes,
     score_sr,
     sr_metrics,
     sr_test_sets,
-    y_model_upscaler,
 )
 from pipeline.images import save_image
+from pipeline.inference import default_device, y_model_upscaler
 from pipeline.models import load_model, model_folder
 from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, names_hint, params
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, write_json, write_text
 from pipeline.report import build_report, comparison_curves, html_page
-from pipeline.tracking import git_commit, log_test_metrics, resolve_store
+from pipeline.serving import champions
+from pipeline.tracking import crown_champions, git_commit, log_test_metrics, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
 
 
@@ -35,5 +36,6 @@ def report() -> None:
         write_text(PLOTS / "compare" / f"{task}.csv", table.to_csv(index=False))
     log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
                               json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])
+    crowned = crown_champions(store, champions(summary, METRICS, MODELS, p.data.sr.test))
     print(f"wrote {REPORTS}/report.md and report.html; test metrics logged to the MLflow runs of {len(names)} "
-          f"variants x {len(p.seeds)} seeds")
+          f"variants x {len(p.seeds)} seeds; champion: {', '.join(crowned) or 'none registered'}")

@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 
 from pipeline.atomic import write_json
-from pipeline.evaluation import default_device
 from pipeline.images import load_image, save_image
-from pipeline.inference import upscale
+from pipeline.inference import default_device, upscale
 from pipeline.models import load_model
 from stages.common import UsageError, check_json_out, command
 from stages.model_ref import MODEL_HELP, find_model

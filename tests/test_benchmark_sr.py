@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.evaluation import bicubic, evaluate_images
-from pipeline.published import published_sr
+from pipeline.published import published_classification, published_sr
 from pipeline.sources import MIRROR_SETS
 
 BICUBIC = published_sr().query("method == 'bicubic'")
@@ -41,6 +41,13 @@ def test_published_table_names_a_source_for_every_row():
     # Every method has every (set, scale) of the table, so the report's anchors are complete.
     assert (table.groupby("method").size() == 6).all()
     assert set(table.set) <= set(MIRROR_SETS)
+
+
+def test_published_mnist_rows_name_a_source_and_only_the_views_asked():
+    table = published_classification({"pixels", "permuted"})
+    assert table.source.str.len().min() > 10 and not table.isna().any().any()
+    assert set(table.view) == {"pixels", "permuted"} and table.accuracy.between(0.5, 1).all()
+    assert published_classification({"rows"}).empty  # no canonical row-by-row figure: none invented
 
 
 def test_bad_arguments_exit_2_with_one_line(tmp_path, cli, root):

