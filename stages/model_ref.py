@@ -1,5 +1,6 @@
 """--model for the commands that use an exported model: a trained variant's name, a model folder (or
-its model.pt), or an MLflow run (``runs:/<run id>``) whose artifacts hold model.pt and model.json."""
+its model.pt), an MLflow run (``runs:/<run id>``) whose artifacts hold model.pt and model.json, or a
+registered model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``), read from its run."""
 
 from __future__ import annotations
 
@@ -11,23 +12,33 @@ from pipeline.config import NAME
 from pipeline.models import read_spec
 from stages.common import MODELS, ROOT, UsageError, params
 
-MODEL_HELP = "a trained variant's name, a model folder (or its model.pt), or runs:/<MLflow run id>"
+MODEL_HELP = ("a trained variant's name, a model folder (or its model.pt), runs:/<MLflow run id>, "
+              "or models:/<registered name>@<alias> (or /<version>)")
 
 
-def _from_run(run_id: str) -> Path:
-    """The run's model.pt and model.json, downloaded from the tracking store into a temporary folder."""
+def _from_store(ref: str) -> Path:
+    """The model.pt and model.json of the run ``ref`` names (``runs:/`` or ``models:/``), downloaded from
+    the tracking store into a temporary folder."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from pipeline.tracking import resolve_store
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or resolve_store(params().tracking, ROOT).uri
+    client = MlflowClient(uri)
     dest = Path(tempfile.mkdtemp(prefix="lstmvision-model-"))
     try:
-        for name in ("model.json", "model.pt"):
-            MlflowClient(uri).download_artifacts(run_id, name, str(dest))
+        if ref.startswith("models:/"):
+            name, _, version = ref.removeprefix("models:/").partition("/")
+            name, _, alias = name.partition("@")
+            found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+            run_id = found.run_id
+        else:
+            run_id = ref.removeprefix("runs:/").strip("/").split("/")[0]
+        for file in ("model.json", "model.pt"):
+            client.download_artifacts(run_id, file, str(dest))
     except (MlflowException, OSError) as exc:
-        raise UsageError(f"--model runs:/{run_id}: no model.pt/model.json in that run of {uri} "
+        raise UsageError(f"--model {ref}: no model.pt/model.json found in {uri} "
                          f"({str(exc).splitlines()[0][:160]})") from None
     return dest
 
@@ -43,8 +54,8 @@ def _trained(variant: str, task: str, scale: int | None, seed: int | None) -> li
 def find_model(ref: str, task: str, scale: int | None = None, seed: int | None = None) -> Path:
     """The folder of the model ``ref`` names, checked to be a ``task`` model (at ``scale`` for SR).
     A variant name picks its lowest trained seed unless ``seed`` is given."""
-    if ref.startswith("runs:/"):
-        candidates = [_from_run(ref.removeprefix("runs:/").strip("/").split("/")[0])]
+    if ref.startswith(("runs:/", "models:/")):
+        candidates = [_from_store(ref)]
     else:
         trained = _trained(ref, task, scale, seed) if NAME.match(ref) else []
         candidates = [Path(ref), Path(ref).parent, *trained[:1]]
@@ -57,4 +68,4 @@ def find_model(ref: str, task: str, scale: int | None = None, seed: int | None =
                 raise UsageError(f"{candidate} is a x{spec['data_args'].get('scale')} model, not x{scale}")
             return candidate
     at = f" at x{scale}" if task == "sr" and scale else ""
-    raise UsageError(f"--model {ref}: not a trained {task} variant{at}, a model folder, or runs:/<run id>")
+    raise UsageError(f"--model {ref}: not a trained {task} variant{at}, a model folder, runs:/ or models:/")

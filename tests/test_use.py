@@ -70,6 +70,21 @@ def test_classify_reads_digits_of_either_polarity_and_any_size(trained, cli, tmp
     assert right >= 7, right  # the tiny profile's model (3 epochs); chance is 1 in 10
 
 
+def test_classify_reads_a_run_and_a_registered_model_from_the_store(trained, cli, tmp_path):
+    x, _ = mnist_data()
+    Image.fromarray(x[0].reshape(28, 28).astype(np.uint8)).save(tmp_path / "digit.png")
+    run_id = json.loads((trained / "models/lstm_row/runs.json").read_text())[0]["run_id"]
+    answers = []
+    for ref in ("lstm_row", f"runs:/{run_id}", "models:/lstm_row/1"):
+        out = tmp_path / "answer.json"
+        proc = cli(["classify", str(tmp_path / "digit.png"), "--model", ref, "--json", str(out)], trained)
+        assert proc.returncode == 0, (ref, proc.stderr)
+        answers.append(json.loads(out.read_text())["images"][0])
+    assert answers[0] == answers[1] == answers[2]  # the same model, wherever it was read from
+    proc = cli(["classify", str(tmp_path / "digit.png"), "--model", "models:/lstm_row@nobody"], trained)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "models:/lstm_row@nobody" in proc.stderr
+
+
 def test_classify_refuses_what_it_cannot_use(trained, cli, tmp_path):
     proc = cli(["classify", str(tmp_path / "absent.png")], trained)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a file" in proc.stderr
