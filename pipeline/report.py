@@ -75,7 +75,7 @@ def classification_table(names: list[str], models_dir: Path, eval_dir: Path, alp
         rows.append({"variant": name, "accuracy": pm(acc, 4), "mean": acc["mean"], "std": acc["std"],
                      "seeds": acc["n"], "params": runs[0]["params_count"], "epochs": runs[0]["epochs"],
                      "train_s_per_seed": round(float(np.mean([r["train_time_s"] for r in runs])), 1),
-                     "images_per_s": round(_read_json(eval_dir / name / "speed.json")["images_per_s"])})
+                     "test_images_per_s": round(_read_json(eval_dir / name / "speed.json")["images_per_s"])})
     df = pd.DataFrame(rows)
 
     def pvalue(a, b):  # pairs matched by (image, seed index): seed lists are the same for every variant
@@ -124,7 +124,7 @@ def sr_table(names: list[str], models_dir: Path, eval_dir: Path, alpha: float) -
                              "images": len(psnr[n]), "params": mine[0].get("params_count", 0),
                              "epochs": mine[0].get("epochs", 0),
                              "train_s_per_seed": round(float(np.mean([r.get("train_time_s", 0) for r in mine])), 1),
-                             "images_per_s": round(speed[n][scale_key], 2)})
+                             "test_images_per_s": round(speed[n][scale_key], 2)})
     df = pd.DataFrame(rows)
     return df.sort_values(["set", "scale", "rank", "mean"], ascending=[True, True, True, False], ignore_index=True)
 
@@ -145,9 +145,11 @@ def comparison_curves(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table[["series", *table.columns.drop("series")]]
 
 
-def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str, str], path: Path) -> None:
+def plot_curves(curves: dict[str, pd.DataFrame], metric: str, colours: dict[str, str], path: Path,
+                title: str) -> None:
     """Validation curves: the mean over seeds as a line, the seeds' range as a band."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_title(title, fontsize=10)
     for name, df in curves.items():
         if metric not in df:
             continue
@@ -185,7 +187,8 @@ def plot_quality_vs_params(df: pd.DataFrame, label: str, colours: dict[str, str]
     thousands = FuncFormatter(lambda v, _: f"{v / 1000:g}k")
     ax.xaxis.set_major_formatter(thousands)
     ax.xaxis.set_minor_formatter(thousands)
-    ax.tick_params(axis="x", which="both", labelsize=7)
+    ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=45)
+    ax.margins(x=0.12)  # room for the outermost point labels
     ax.set_xlabel("parameters")
     ax.set_ylabel(label)
     ax.set_title(label.split(" (")[0] + " against model size")
@@ -207,12 +210,12 @@ def plot_confusions(matrices: dict[str, np.ndarray], path: Path) -> None:
     """One small confusion matrix per variant, on one colour scale, diagonal hidden so errors show."""
     cols = min(4, len(matrices))
     rows = -(-len(matrices) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.2 * rows), squeeze=False, layout="constrained")
     errors = {n: m * (1 - np.eye(len(m))) for n, m in matrices.items()}
     top = max(float(e.max()) for e in errors.values()) or 1.0
     for ax, (name, err) in zip(axes.flat, errors.items(), strict=False):
         image = ax.imshow(err, cmap="Reds", vmin=0, vmax=top)
-        ax.set_title(f"{name} ({np.trace(matrices[name]) / len(err):.1%} mean per-class)", fontsize=8)
+        ax.set_title(f"{name}\n{np.trace(matrices[name]) / len(err):.1%} mean per-class", fontsize=8)
         ax.set_xticks(range(len(err)))
         ax.set_yticks(range(len(err)))
         ax.tick_params(labelsize=6)
@@ -222,15 +225,15 @@ def plot_confusions(matrices: dict[str, np.ndarray], path: Path) -> None:
         ax.axis("off")
     fig.colorbar(image, ax=axes, shrink=0.6, label="share of the true class (errors only)")
     fig.suptitle("Confusion matrices, pooled over seeds (diagonal omitted)", fontsize=10)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) -> None:
     """Side-by-side centre crops of the same image (bicubic / models / ground truth), two rows when many."""
-    columns = min(len(panels), 4)
+    columns = min(len(panels), 3)  # three a row: each tile about a third of the page, large enough to compare
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.5 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, image) in zip(axes.ravel(), panels, strict=False):
@@ -239,7 +242,7 @@ def plot_crops(panels: list[tuple[str, torch.Tensor]], size: int, path: Path) ->
         crop = image[:, top:top + size, left:left + size].clamp(0, 1)
         arr = crop[0].numpy() if crop.shape[0] == 1 else crop.permute(1, 2, 0).numpy()
         ax.imshow(arr, cmap="gray" if crop.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -268,9 +271,9 @@ def html_page(markdown_text: str, title: str, folder: Path) -> str:
 
 
 _SHOWN = {"classification": ["variant", "rank", "accuracy", "vs leader", "seeds", "params", "epochs",
-                             "train_s_per_seed", "images_per_s"],
+                             "train_s_per_seed", "test_images_per_s"],
           "sr": ["variant", "rank", "psnr", "vs leader", "gain_db", "ssim", "images", "params", "epochs",
-                 "train_s_per_seed", "images_per_s"]}
+                 "train_s_per_seed", "test_images_per_s"]}
 
 
 def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, fig: Path
@@ -278,7 +281,8 @@ def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path
     names = p.run.classification
     cls, n_test = classification_table(names, models_dir, eval_dir, p.report.alpha)
     colours = variant_colours(names)
-    plot_curves({n: curves[n] for n in names}, "val_acc", colours, fig / "classification_curves.png")
+    plot_curves({n: curves[n] for n in names}, "val_acc", colours, fig / "classification_curves.png",
+                "Validation accuracy during training (held-out split of the training data)")
     plot_quality_vs_params(cls, "test accuracy (mean ± std over seeds)", colours,
                            fig / "classification_quality_vs_params.png")
     per_image = {n: pd.read_csv(eval_dir / n / "per_image.csv") for n in names}
@@ -335,7 +339,8 @@ def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: 
     sr = sr_table(names, models_dir, eval_dir, p.report.alpha)
     scale = p.data.sr.scales[0]
     colours = variant_colours([*names, SR_REFERENCE])
-    plot_curves({n: curves[n] for n in names}, "val_psnr", colours, fig / "sr_curves.png")
+    plot_curves({n: curves[n] for n in names}, "val_psnr", colours, fig / "sr_curves.png",
+                "Validation PSNR during training (held-out patches, not the protocol)")
     held_out = sr[(sr.set == p.data.sr.test) & (sr.scale == f"x{scale}")]
     reference = float(held_out[held_out.variant == SR_REFERENCE]["mean"].iloc[0])
     plot_quality_vs_params(held_out[held_out.variant != SR_REFERENCE], f"PSNR on {p.data.sr.test} x{scale} (dB)",
@@ -383,10 +388,13 @@ def provenance(raw_dir: Path, commit: str) -> str:
     manifest = _read_json(raw_dir / "manifest.json")
     data = "\n".join(f"- `{name}`: {entry['origin']}" if entry["available"]
                       else f"- `{name}`: **skipped**: {entry['reason']}" for name, entry in sorted(manifest.items()))
+    skipped = sum(not entry["available"] for entry in manifest.values())
     return f"""## Provenance
 
 Code at commit `{commit}`; report built on {machine()} (training times above were measured
 by the train stages of the same `dvc repro`).
+
+Datasets ({skipped or "none"} of the {len(manifest)} configured skipped):
 
 {data}
 """
