@@ -69,11 +69,12 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
         shutil.rmtree(local / "code" / "pipeline" / "__pycache__", ignore_errors=True)
         client.log_artifacts(run_id, str(local), "model")
     name = registered_name(variant, task, scale)
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
+    try:  # create, not check-then-create: trainings running in parallel may both get here first
         client.create_registered_model(name, description=f"lstmvision {task} variant {variant}"
                                        + (f" at x{scale}" if scale else ""))
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
     version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     return int(version.version)
 

@@ -142,6 +142,7 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
 
     import mlflow
     from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
 
     recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
     run_id = recorded.get("run_id") if recorded.get("uri") == store.uri else None
@@ -154,9 +155,15 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
             log.warning("%s: MLflow run %s is gone from %s; starting a new run", run_name, run_id, store.uri)
             run_id = None
         found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(
-            experiment, artifact_location=store.artifact_root and f"{store.artifact_root}/{experiment}",
-            tags=EXPERIMENT_KIND)
+        if found is None:
+            try:  # trainings running in parallel may both find none
+                client.create_experiment(experiment, tags=EXPERIMENT_KIND, artifact_location=store.artifact_root
+                                         and f"{store.artifact_root}/{experiment}")
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id
         if found and EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
             client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         if run_id is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -171,6 +172,13 @@ def dataset_digest(root: Path, folder: Path) -> tuple[str, str]:
     return h.hexdigest(), "md5 of the files (no matching dvc.lock entry)"
 
 
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment a training belongs to when `dvc exp run` (queued or not) started it: DVC sets
+    these variables for every stage command, so `dvc exp show` and the MLflow runs point at each other."""
+    name = os.environ.get("DVC_EXP_NAME")
+    return {"dvc_experiment": name, "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")} if name else {}
+
+
 def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: Path, work_root: Path,
           store: Store, root: Path, seed: int, scale: int | None = None) -> TrainResult:
     """Train (or resume, or reuse the finished result of) one (variant, seed, scale) run; export to out_dir."""
@@ -196,7 +204,7 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     trainer = _trainer(variant, params, [ckpt, history, clock], run_name)  # a bad setting fails before any MLflow run
     run = open_run(store, work / "mlflow_run.json", variant.task, run_name,
                    tags={"variant": name, "seed": str(seed), "git_commit": git_commit(root), "task": variant.task,
-                         "scale": str(scale or "")},
+                         "scale": str(scale or ""), **experiment_tags()},
                    params=run_params(name, variant, params, seed, scale))
     folder = prepared / variant.task
     folder = folder.relative_to(root) if folder.is_absolute() else folder

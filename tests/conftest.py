@@ -1,5 +1,6 @@
 """Shared fixtures: the project root, a fresh copy of the project, the CLI and DVC as a user runs them,
-params edits, and a real HTTP server on 127.0.0.1.
+params edits, a real HTTP file server on 127.0.0.1, and real server processes (an MLflow tracking
+server, `mlflow models serve`) on free ports.
 
 Helpers are fixtures (not imports from test modules), so a bare `pytest` collects
 without the project root on sys.path.
@@ -7,6 +8,8 @@ without the project root on sys.path.
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -206,3 +209,66 @@ def file_server():
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """free_port(): a TCP port on 127.0.0.1 that nothing listens on."""
+    return _free_port
+
+
+@pytest.fixture
+def background():
+    """background(args, port, env=None): a server process in its own session, returned once `port`
+    accepts connections; every one started is stopped (its whole process group) when the test ends."""
+    started = []
+
+    def start(args, port, env=None, timeout=120):
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        started.append(proc)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, f"{args[2:4]} did not start listening"
+                time.sleep(0.5)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, background, free_port):
+    """A real `mlflow server` on 127.0.0.1 (SQLite store, proxied artifacts): its tracking URI."""
+    port = free_port()
+    background([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"], port)
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def commit_all():
+    """commit_all(project): commit everything git does not ignore (a project copy starts uncommitted);
+    returns the commit's hash."""
+
+    def commit(project: Path) -> str:
+        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+        subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm",
+                        "project state"], cwd=project, check=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    return commit

@@ -11,19 +11,14 @@ from PIL import Image
 from skimage import data as skdata
 
 
-def _git(repo, *args):
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.mark.slow
-def test_a_second_clone_pulls_instead_of_retraining(tiny, tmp_path, dvc, cli):
+def test_a_second_clone_pulls_instead_of_retraining(tiny, tmp_path, dvc, cli, commit_all):
     remote = tmp_path / "shared-remote"
     assert dvc(tiny, "remote", "add", "-d", "shared", str(remote)).returncode == 0
     proc = dvc(tiny, "repro")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert cli(["check", "--update"], tiny).returncode == 0  # the team's baseline: these results
-    _git(tiny, "add", "-A")
-    _git(tiny, "-c", "user.name=a", "-c", "user.email=a@example.org", "commit", "-qm", "results")
+    commit_all(tiny)
     pushed = dvc(tiny, "push")
     assert pushed.returncode == 0, pushed.stderr
 
