@@ -78,15 +78,23 @@ def standardisation(x_train: torch.Tensor) -> tuple[float, float]:
     return float(x_train.mean()), float(x_train.std())
 
 
+def border(images: torch.Tensor) -> torch.Tensor:
+    """The pixels along the edges of images (..., H, W), flattened per image."""
+    return torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+
+
+def polarity(images: torch.Tensor) -> str:
+    """"light_on_dark" (MNIST: white ink on black) or "dark_on_light", told by the images' edges."""
+    return "light_on_dark" if float(border(images).mean()) < 0.5 else "dark_on_light"
+
+
 def classification_input(data_dir: Path) -> dict:
     """What inference needs to prepare an image as training did, for model.json: standardisation,
     polarity (told by the training images' borders) and class names."""
     with np.load(Path(data_dir) / "train.npz") as z:
         x, y = torch.from_numpy(z["x"]).float() / 255, z["y"]
     mean, std = standardisation(x)
-    border = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]]).mean()
-    return {"mean": mean, "std": std, "polarity": "light_on_dark" if border < 0.5 else "dark_on_light",
-            "class_names": [str(c) for c in range(int(y.max()) + 1)]}
+    return {"mean": mean, "std": std, "polarity": polarity(x), "class_names": [str(c) for c in range(int(y.max()) + 1)]}
 
 
 def classification_shape(data_dir: Path) -> tuple[int, int]:

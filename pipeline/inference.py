@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.datasets import pixel_permutation, sequence_view
+from pipeline.datasets import border, pixel_permutation, polarity, sequence_view
 from pipeline.images import to_8bit
 from pipeline.resize import imresize
 
@@ -52,19 +52,15 @@ def gray(image: torch.Tensor) -> torch.Tensor:
     return (image[:3] * weights[:, None, None]).sum(0)
 
 
-def _border(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[0], x[-1], x[:, 0], x[:, -1]])
-
-
-def as_digit(image: torch.Tensor, side: int, polarity: str) -> torch.Tensor:
+def as_digit(image: torch.Tensor, side: int, wanted: str) -> torch.Tensor:
     """A photo or scan of one digit, any size and either polarity, as the training images look:
-    (side, side) in [0, 1], the model's polarity (background told by the border), ground and ink
+    (side, side) in [0, 1], in the ``wanted`` polarity (the image's own told by its edges), ground and ink
     stretched to 0 and 1, the digit's bounding box scaled to 20/28 of the side and centred by its mass."""
     x = gray(image).float()
-    if float(_border(x).mean()) > 0.5:  # a dark digit on a light ground: work on it light on dark, like MNIST
+    if polarity(x) == "dark_on_light":  # work on the digit light on dark, like MNIST
         x = 1 - x
     # Levels: paper is not black nor ink white in a photo; the ground goes to 0, the brightest ink to 1.
-    ground = float(_border(x).median())
+    ground = float(border(x).median())
     x = ((x - ground) / max(float(x.max()) - ground, 1e-6)).clamp(0, 1)
     rows, cols = torch.nonzero(x > 0.5 * float(x.max()), as_tuple=True)
     if len(rows):
@@ -81,7 +77,7 @@ def as_digit(image: torch.Tensor, side: int, polarity: str) -> torch.Tensor:
     left = min(max(round(side / 2 - 0.5 - centre_x), 0), side - size[1])
     canvas = torch.zeros(side, side)
     canvas[top:top + size[0], left:left + size[1]] = digit
-    return 1 - canvas if polarity == "dark_on_light" else canvas
+    return 1 - canvas if wanted == "dark_on_light" else canvas
 
 
 @torch.no_grad()

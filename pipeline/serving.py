@@ -22,6 +22,7 @@ import mlflow
 import pandas as pd
 
 import pipeline
+from pipeline.tracking import create_once
 
 ALIAS = "champion"
 
@@ -69,12 +70,8 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
         shutil.rmtree(local / "code" / "pipeline" / "__pycache__", ignore_errors=True)
         client.log_artifacts(run_id, str(local), "model")
     name = registered_name(variant, task, scale)
-    try:  # create, not check-then-create: trainings running in parallel may both get here first
-        client.create_registered_model(name, description=f"lstmvision {task} variant {variant}"
-                                       + (f" at x{scale}" if scale else ""))
-    except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
+    create_once(lambda: client.create_registered_model(
+        name, description=f"lstmvision {task} variant {variant}" + (f" at x{scale}" if scale else "")))
     version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     return int(version.version)
 

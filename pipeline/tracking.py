@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,18 @@ class Run:
             self._client().set_terminated(self.run_id, status)
 
 
+def create_once(create: Callable[[], object]) -> None:
+    """An MLflow create call (experiment, registered model) that a training running in parallel may
+    have made first: RESOURCE_ALREADY_EXISTS means it exists, which is what was wanted."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        create()
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags: dict, params: dict) -> Run:
     """The MLflow run a training writes to, with its params logged.
 
@@ -142,7 +155,6 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
 
     import mlflow
     from mlflow.entities import Param
-    from mlflow.exceptions import MlflowException
 
     recorded = json.loads(run_file.read_text()) if run_file.exists() else {}
     run_id = recorded.get("run_id") if recorded.get("uri") == store.uri else None
@@ -156,15 +168,11 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
             run_id = None
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            try:  # trainings running in parallel may both find none
-                client.create_experiment(experiment, tags=EXPERIMENT_KIND, artifact_location=store.artifact_root
-                                         and f"{store.artifact_root}/{experiment}")
-            except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
+            create_once(lambda: client.create_experiment(experiment, tags=EXPERIMENT_KIND, artifact_location=(
+                store.artifact_root and f"{store.artifact_root}/{experiment}")))
             found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id
-        if found and EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
+        if EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
             client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         if run_id is None:
             run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
