@@ -10,6 +10,7 @@ fall back to the deprecated ./mlruns file store.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import os
 import subprocess
@@ -62,6 +63,7 @@ def resolve_store(cfg: Tracking, root: Path) -> Store:
         return _local(cfg.model_copy(update={"uri": uri}), root)
     problem = _reachable(uri, cfg.timeout_s)
     if problem is None:
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry notices; a failure is one line of ours
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(cfg.timeout_s, 5))))
         return Store(uri, None)
@@ -85,7 +87,25 @@ def _failing_as_one_line(store: Store):
     except TrackingError:
         raise
     except Exception as exc:
-        raise TrackingError(f"MLflow store {store.uri}: {first_line(exc)}") from None
+        raise TrackingError(f"MLflow store {store.uri}: {explain(exc, store.uri)}") from None
+
+
+def explain(exc: Exception, uri: str) -> str:
+    """A refused MLflow call as one line that says what to do about it."""
+    code = getattr(exc, "error_code", "")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if code == "UNAUTHENTICATED":
+        who = f"user '{user}'" if user else "no user (MLFLOW_TRACKING_USERNAME is unset)"
+        return (f"the server refused the credentials of {who} (HTTP 401); set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD")
+    if "failed with exception" in str(exc):  # MLflow's wording for a transport failure: no answer at all
+        reason = "connection refused" if "Connection refused" in str(exc) else "no answer"
+        return f"the server stopped answering ({reason}); restart it, then `dvc repro` resumes the training"
+    if code == "PERMISSION_DENIED":
+        endpoint = str(exc).split("endpoint ")[-1].split(" ")[0] if "endpoint " in str(exc) else "this call"
+        return (f"user '{user}' has no permission for {endpoint} (HTTP 403); an admin grants it: "
+                f"MLFLOW_TRACKING_URI={uri} lstmvision team grant {user} EDIT")
+    return first_line(exc)
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,7 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
         if EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
             client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         if run_id is None:
+            tags = {"mlflow.user": _user(), **tags}
             run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
         else:
             client.update_run(run_id, status="RUNNING")
@@ -183,14 +204,24 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
     return Run(store, run_id)
 
 
+def _user() -> str:
+    """Who trained, for the runs table's User column: the tracking server's login, else the OS user."""
+    try:
+        return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry
+        return "unknown"
+
+
 def _run_exists(store: Store, run_id: str) -> bool:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
         return mlflow.MlflowClient(store.uri).get_run(run_id).info.lifecycle_stage == "active"
-    except MlflowException:
-        return False
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise  # refused credentials or an unwell server are not a missing run
 
 
 def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:

@@ -10,6 +10,7 @@ state dict plus a JSON description, loadable with ``weights_only=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ from PIL import Image
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
-from pipeline.errors import Interrupted, LstmvisionError, ParamsError, first_line
+from pipeline.errors import Interrupted, LstmvisionError, ParamsError, TrackingError, first_line
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
 from pipeline.tracking import Store, git_commit, open_run
@@ -219,7 +220,8 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
         stopped = f"{run_name}: training stopped by {signal.Signals(signum).name} at epoch {trainer.current_epoch + 1}"
         raise Interrupted(f"{stopped}; `dvc repro` resumes from its last checkpoint", signum) from None
     except BaseException:
-        run.end("FAILED")
+        with contextlib.suppress(TrackingError):  # the store may be what failed: keep the first error
+            run.end("FAILED")
         raise
     elapsed = clock.total()
     work.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile

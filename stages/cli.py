@@ -29,6 +29,7 @@ COMMANDS = {
     "upscale": ("stages.upscale", "upscale_cmd"),
     "fetch": ("stages.fetch", "fetch_cmd"),
     "bench": ("stages.bench", "bench"),
+    "team": ("stages.team", "team"),
 }
 
 
@@ -41,7 +42,11 @@ def build_app(only: str | None = None) -> typer.Typer:
 
     for name, (module, attr) in COMMANDS.items():
         if only in (None, name):
-            app.command(name)(getattr(importlib.import_module(module), attr))
+            found = getattr(importlib.import_module(module), attr)
+            if isinstance(found, typer.Typer):  # a group of subcommands
+                app.add_typer(found, name=name)
+            else:
+                app.command(name)(found)
     return app
 
 

@@ -1,17 +1,19 @@
 """Shared fixtures: the project root, a fresh copy of the project, the CLI and DVC as a user runs them,
-params edits, a real HTTP file server on 127.0.0.1, and real server processes (an MLflow tracking
-server, `mlflow models serve`) on free ports.
+params edits, a real HTTP file server on 127.0.0.1, and real server processes on free ports: a throw-away
+PostgreSQL cluster, the team's MLflow tracking server on it (`lstmvision team server`), `mlflow models serve`.
 
 Helpers are fixtures (not imports from test modules), so a bare `pytest` collects
 without the project root on sys.path.
 """
 
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -111,10 +113,11 @@ def cli():
 
 @pytest.fixture(scope="session")
 def dvc():
-    """dvc(project, *args, tracking_uri=None): a real DVC command in the project copy."""
+    """dvc(project, *args, tracking_uri=None, env=None): a real DVC command in the project copy (env: extra
+    variables)."""
 
-    def run(project, *args, timeout=600, tracking_uri=None):
-        return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=_env(tracking_uri, None),
+    def run(project, *args, timeout=600, tracking_uri=None, env=None):
+        return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=_env(tracking_uri, env),
                               capture_output=True, text=True, timeout=timeout)
 
     return run
@@ -223,6 +226,29 @@ def free_port():
     return _free_port
 
 
+def _start(args, port, env=None, timeout=120) -> subprocess.Popen:
+    """A server process in its own session, returned once `port` accepts connections."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                _stop(proc)
+                pytest.fail(f"{args[2:5]} did not start listening on {port}")
+            time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process started by _start, its whole process group."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 @pytest.fixture
 def background():
     """background(args, port, env=None): a server process in its own session, returned once `port`
@@ -230,33 +256,98 @@ def background():
     started = []
 
     def start(args, port, env=None, timeout=120):
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        started.append(proc)
-        deadline = time.time() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc
-            except OSError:
-                assert time.time() < deadline and proc.poll() is None, f"{args[2:4]} did not start listening"
-                time.sleep(0.5)
+        started.append(_start(args, port, env, timeout))
+        return started[-1]
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+        _stop(proc)
 
 
-@pytest.fixture
-def mlflow_server(tmp_path, background, free_port):
-    """A real `mlflow server` on 127.0.0.1 (SQLite store, proxied artifacts): its tracking URI."""
-    port = free_port()
-    background([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"], port)
-    return f"http://127.0.0.1:{port}"
+def _postgres_bin() -> Path | None:
+    """Debian's PostgreSQL server binaries (not on PATH: /usr/lib/postgresql/N/bin), or any on PATH."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else None
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 and a free port, run as an unprivileged user (PostgreSQL
+    refuses root), password authentication: yields (URL without the password, the password)."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    run_as = []
+    folder = Path(tempfile.mkdtemp(prefix="lstmvision-pg-"))  # under /tmp: reachable by the server's user
+    if os.geteuid() == 0:
+        user = next(u for u in ("postgres", "nobody") if _has_user(u))
+        run_as = ["runuser", "-u", user, "--"]
+        os.chown(folder, pwd.getpwnam(user).pw_uid, -1)
+    password, port = "throwaway-db-password", _free_port()
+    (folder / "pw").write_text(password)
+    os.chmod(folder / "pw", 0o644)
+    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(folder / "data")]
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "mlflow", "-E", "UTF8",
+                    "--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"], check=True, capture_output=True)
+    subprocess.run([*pg_ctl, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "-l",
+                    str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
+                       env={**os.environ, "PGPASSWORD": password}, check=True, capture_output=True)
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow", password
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Team:
+    """The team's tracking server under test: `lstmvision team server` on PostgreSQL with basic auth, an
+    admin and two users. ``env(user)`` is what that user exports to use it."""
+
+    passwords = {"admin": "admin-team-password", "alice": "alice-password-1", "bob": "bob-password-12"}
+
+    def __init__(self, db: str, db_password: str, folder: Path):
+        self.db, self.folder, self.uri = db, folder, ""
+        self.server_env = {**os.environ, "PGPASSWORD": db_password, "XDG_CACHE_HOME": str(folder),
+                           "MLFLOW_AUTH_ADMIN_PASSWORD": self.passwords["admin"],
+                           "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-csrf-key"}
+
+    def server_args(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "stages", "team", "server", "--db", self.db, "--artifacts",
+                str(self.folder / "artifacts"), "--port", str(port)]
+
+    def env(self, user: str, password: str | None = None, uri: str | None = None) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": uri or self.uri, "MLFLOW_TRACKING_USERNAME": user,
+                "MLFLOW_TRACKING_PASSWORD": password or self.passwords[user]}
+
+
+@pytest.fixture(scope="session")
+def team(postgres, tmp_path_factory, cli):
+    """The team server, started once per session (`lstmvision team server`), with users alice and bob added
+    by the admin through `lstmvision team add-user`."""
+    team = Team(*postgres, tmp_path_factory.mktemp("team"))
+    port = _free_port()
+    proc = _start(team.server_args(port), port, team.server_env, timeout=180)
+    team.uri = f"http://127.0.0.1:{port}"
+    try:
+        for user in ("alice", "bob"):
+            added = cli(["team", "add-user", user], ROOT,
+                        env={**team.env("admin"), "LSTMVISION_NEW_USER_PASSWORD": team.passwords[user]})
+            assert added.returncode == 0, added.stderr
+        yield team
+    finally:
+        _stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""Sweeps on DVC's queue: two queued experiments, two workers, both complete, and their MLflow runs on a
-real tracking server carry the DVC experiment's name and baseline commit (so a reviewer goes from
-`dvc exp show` to the runs and back)."""
+"""Sweeps on DVC's queue: two queued experiments, two workers, both complete, and their MLflow runs on the
+team's tracking server (PostgreSQL, basic auth) carry the DVC experiment's name and baseline commit (so a
+reviewer goes from `dvc exp show` to the runs and back)."""
 
 import json
 import time
@@ -10,17 +10,17 @@ import pytest
 
 
 @pytest.mark.slow
-def test_two_queued_experiments_run_in_parallel_and_are_tagged(tiny, mlflow_server, dvc, commit_all):
+def test_two_queued_experiments_run_in_parallel_and_are_tagged(tiny, team, dvc, commit_all, monkeypatch):
     baseline = commit_all(tiny)  # experiments start from a commit
-    uri = mlflow_server
+    env = team.env("alice")
     try:
         lrs = {"lr-low": 0.002, "lr-high": 0.01}
         for name, lr in lrs.items():
             # Only the swept variant's training (and what it needs): the queue's mechanics, at a fraction of the time.
             queued = dvc(tiny, "exp", "run", "--queue", "--name", name, "-S", f"variants.lstm_row.optim.lr={lr}",
-                         "train_classification@lstm_row", tracking_uri=uri)
+                         "train_classification@lstm_row", env=env)
             assert queued.returncode == 0, queued.stderr
-        started = dvc(tiny, "queue", "start", "-j", "2", tracking_uri=uri)  # workers inherit MLFLOW_TRACKING_URI
+        started = dvc(tiny, "queue", "start", "-j", "2", env=env)  # workers inherit the server and credentials
         assert started.returncode == 0, started.stderr
         deadline = time.time() + 900
         while True:
@@ -35,7 +35,9 @@ def test_two_queued_experiments_run_in_parallel_and_are_tagged(tiny, mlflow_serv
         names = {e["name"] for row in shown for e in (row.get("experiments") or [])}
         assert set(lrs) <= names, names
 
-        client = mlflow.MlflowClient(uri)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        client = mlflow.MlflowClient(team.uri)
         experiment = client.get_experiment_by_name("classification").experiment_id
         for name, lr in lrs.items():
             runs = client.search_runs([experiment], f"tags.dvc_experiment = '{name}'")
