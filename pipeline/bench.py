@@ -92,23 +92,27 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
     def lightning_fit():
         trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-        trainer.fit(ClassifierModule(copy.deepcopy(net), optim), batch_loader(data, 64, seed=1),
+        trainer.fit(ClassifierModule(copy.deepcopy(net), optim, 10), batch_loader(data, 64, seed=1),
                     batch_loader(val, 64))
 
     def bare_fit():
-        module = ClassifierModule(copy.deepcopy(net), optim)  # the same loss and metrics, no Trainer
+        module = ClassifierModule(copy.deepcopy(net), optim, 10)  # the same steps and metrics, no Trainer
         opt, sched = module.configure_optimizers().values()
         train, check = batch_loader(data, 64, seed=1), batch_loader(val, 64)
         for epoch in range(epochs):
             train.sampler.set_epoch(epoch)
             module.train()
-            for x, y in train:
+            for i, batch in enumerate(train):
                 opt.zero_grad()
-                module.loss(module(x), y).backward()
+                module.training_step(batch, i).backward()
                 opt.step()
             module.eval()
             with torch.no_grad():
-                [module.val_metrics(module(x), y) for x, y in check]
+                for i, batch in enumerate(check):
+                    module.validation_step(batch, i)
+            for metric in module.figures().values():
+                metric.compute()
+                metric.reset()
             sched.step()
 
     t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)

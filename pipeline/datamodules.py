@@ -16,7 +16,18 @@ from pipeline.datasets import (
 )
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class _Batched(L.LightningDataModule):
+    """Loaders of whole batches; under DDP each process reads its share of every global batch."""
+
+    batch_size: int
+    num_workers: int
+
+    def _loader(self, dataset, seed: int | None):
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return batch_loader(dataset, self.batch_size, seed, self.num_workers, rank, world)
+
+
+class ClassificationDataModule(_Batched):
     """``seed`` orders the training batches; the data itself (split, permutation) is the data seed's."""
 
     def __init__(self, data_dir: Path, view: str, batch_size: int, data_seed: int, seed: int, num_workers: int = 0):
@@ -40,13 +51,13 @@ class ClassificationDataModule(L.LightningDataModule):
         self.splits = load_classification(self.data_dir, self.view, self.data_seed)
 
     def train_dataloader(self):
-        return batch_loader(self.splits["train"], self.batch_size, self.seed, self.num_workers)
+        return self._loader(self.splits["train"], self.seed)
 
     def val_dataloader(self):
-        return batch_loader(self.splits["val"], self.batch_size, None, self.num_workers)
+        return self._loader(self.splits["val"], None)
 
 
-class SRDataModule(L.LightningDataModule):
+class SRDataModule(_Batched):
     """The validation patches are drawn with the data seed, the same for every training seed."""
 
     def __init__(self, data_dir: Path, scale: int, batch_size: int, val_fraction: float, data_seed: int, seed: int,
@@ -75,7 +86,7 @@ class SRDataModule(L.LightningDataModule):
         self.val_set = PatchDataset(lr, hr, np.sort(order[:n_val]))
 
     def train_dataloader(self):
-        return batch_loader(self.train_set, self.batch_size, self.seed, self.num_workers)
+        return self._loader(self.train_set, self.seed)
 
     def val_dataloader(self):
-        return batch_loader(self.val_set, self.batch_size, None, self.num_workers)
+        return self._loader(self.val_set, None)

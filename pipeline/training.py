@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import shutil
 import signal
 import sys
@@ -32,7 +33,9 @@ from PIL import Image
 
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
+from pipeline.config import Trainer as TrainerCfg
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
+from pipeline.distributed import batch_per_device, devices_per_node, world_size
 from pipeline.errors import Interrupted, LstmvisionError, ParamsError, TrackingError, first_line
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
@@ -107,10 +110,33 @@ class TrainResult:
     history: list[dict]
 
 
-def precision_for(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    return "16-mixed" if torch.cuda.is_available() else "32-true"
+def on_cuda(cfg: TrainerCfg) -> bool:
+    return cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def precision_for(setting: str, cuda: bool) -> str:
+    """What Lightning runs: ``auto`` is 16-mixed on CUDA, 32-true elsewhere; on a CPU the float16 settings
+    become 32-true (Lightning has no float16 autocast for CPUs), and bfloat16 stays (CPUs run it)."""
+    if setting == "auto":
+        return "16-mixed" if cuda else "32-true"
+    return "32-true" if not cuda and setting in ("16-mixed", "16-true") else setting
+
+
+def deterministic_for(setting: bool, cuda: bool) -> bool | str:
+    """On CUDA, ``deterministic: true`` asks for deterministic kernels where they exist and warns where they do
+    not (some backward kernels have none); on a CPU every kernel is."""
+    return "warn" if setting and cuda else setting
+
+
+def how_it_ran(params: Params, batch_size: int) -> dict:
+    """The hardware choices of a run, for its MLflow params: a GPU run says what it did."""
+    cfg, cuda = params.trainer, on_cuda(params.trainer)
+    return {"accelerator": "cuda" if cuda else "cpu", "devices": devices_per_node(cfg), "num_nodes": cfg.num_nodes,
+            "world_size": world_size(cfg), "batch_per_device": batch_per_device(batch_size, cfg, "optim"),
+            "precision": precision_for(cfg.precision, cuda),
+            "deterministic": str(deterministic_for(cfg.deterministic, cuda)).lower(),
+            "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
+            "cudnn": str(torch.backends.cudnn.version()) if cuda else "none"}
 
 
 def code_digest() -> str:
@@ -142,13 +168,15 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # we resume there
 
 
 def run_params(name: str, variant: Variant, params: Params, seed: int, scale: int | None) -> dict:
     """MLflow params under names every variant shares (``hidden``, ``lr``, ``epochs``, ``seed``, ...), so the
     runs table sorts and the compare view lines variants up (tests check that no two sources share a name)."""
     return {"variant": name, "task": variant.task, "arch": variant.arch, "view": variant.view, "seed": seed,
-            "data_seed": params.seed, "scale": scale or "", **variant.options(), **variant.optim.model_dump()}
+            "data_seed": params.seed, "scale": scale or "", **variant.options(), **variant.optim.model_dump(),
+            **how_it_ran(params, variant.optim.batch_size)}
 
 
 def full_params(variant: Variant, params: Params) -> dict:
@@ -180,13 +208,19 @@ def experiment_tags() -> dict[str, str]:
     return {"dvc_experiment": name, "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")} if name else {}
 
 
-def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: Path, work_root: Path,
-          store: Store, root: Path, seed: int, scale: int | None = None) -> TrainResult:
-    """Train (or resume, or reuse the finished result of) one (variant, seed, scale) run; export to out_dir."""
+def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: Path | None, work_root: Path,
+          store: Store | None, root: Path, seed: int, scale: int | None = None) -> TrainResult | None:
+    """Train (or resume, or reuse the finished result of) one (variant, seed, scale) run; export to out_dir.
+
+    Under DDP every process calls this; only the one with ``store`` (global rank 0) writes
+    anything: the others get ``out_dir=None, store=None`` and return None.
+    """
     run_name = f"{name}_x{scale}_s{seed}" if scale else f"{name}_s{seed}"
     work = work_root / run_name / run_key(name, variant, params, seed, scale)
     done = work / "result.json"
     if done.exists():  # finished earlier (DVC re-runs a stage when, say, a seed is added)
+        if out_dir is None:
+            return None
         shutil.copytree(work / "export", out_dir, dirs_exist_ok=True)
         return TrainResult(**json.loads(done.read_text()))
 
@@ -194,13 +228,17 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     L.seed_everything(seed, workers=True, verbose=False)
     dm = datamodule_for(variant, params, prepared, seed, scale)
     net = build(variant.arch, dm.data_args(), variant.model)
-    module = module_for(variant.task)(net, variant.optim)
+    module = module_for(variant.task, net, variant.optim, dm.data_args())
 
     work.mkdir(parents=True, exist_ok=True)
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="best", monitor=module.monitor, mode=module.mode,
                            save_last=True, save_top_k=1)
-    history = History(work / "history.json")
     resume = _resumable(work / "checkpoints" / "last.ckpt", run_name)
+    if store is None:  # another DDP process: it trains, rank 0 keeps the books
+        trainer = _trainer(variant, params, [ckpt], run_name, report=False)
+        _fit(trainer, module, dm, resume, run_name, None)
+        return None
+    history = History(work / "history.json")
     clock = Clock(work / "elapsed_s", resumed=resume is not None)
     trainer = _trainer(variant, params, [ckpt, history, clock], run_name)  # a bad setting fails before any MLflow run
     run = open_run(store, work / "mlflow_run.json", variant.task, run_name,
@@ -212,17 +250,7 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     data_digest, kind = dataset_digest(root, folder)
     run.log_dataset(variant.task, data_digest, f"{folder.as_posix()} ({kind})")
     trainer.callbacks.append(Curves(run))
-    try:
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
-    except SystemExit as exc:  # Lightning turns SIGTERM and Ctrl-C into SystemExit
-        run.end("KILLED")
-        signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
-        stopped = f"{run_name}: training stopped by {signal.Signals(signum).name} at epoch {trainer.current_epoch + 1}"
-        raise Interrupted(f"{stopped}; `dvc repro` resumes from its last checkpoint", signum) from None
-    except BaseException:
-        with contextlib.suppress(TrackingError):  # the store may be what failed: keep the first error
-            run.end("FAILED")
-        raise
+    _fit(trainer, module, dm, resume, run_name, run)
     elapsed = clock.total()
     work.mkdir(parents=True, exist_ok=True)  # the work folder may have been deleted meanwhile
 
@@ -249,19 +277,45 @@ def train(name: str, variant: Variant, params: Params, prepared: Path, out_dir: 
     return result
 
 
-def _trainer(variant: Variant, params: Params, callbacks: list, run_name: str) -> L.Trainer:
-    """The Lightning Trainer; a setting Lightning refuses is a params error (exit 2), not a traceback."""
-    interactive = sys.stderr.isatty()
+def _fit(trainer: L.Trainer, module, dm, resume: Path | None, run_name: str, run) -> None:
+    """trainer.fit, its failures marked on the MLflow run (when this process has one) and made one line."""
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    except SystemExit as exc:  # Lightning turns SIGTERM and Ctrl-C into SystemExit
+        if run is not None:
+            run.end("KILLED")
+        signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
+        stopped = f"{run_name}: training stopped by {signal.Signals(signum).name} at epoch {trainer.current_epoch + 1}"
+        raise Interrupted(f"{stopped}; `dvc repro` resumes from its last checkpoint", signum) from None
+    except BaseException as exc:
+        if run is not None:
+            with contextlib.suppress(TrackingError):  # the store may be what failed: keep the first error
+                run.end("FAILED")
+        if isinstance(exc, torch.distributed.DistError) or "/gloo/" in str(exc) or "NCCL" in str(exc):
+            epoch = trainer.current_epoch + 1
+            raise LstmvisionError(f"{run_name}: lost another DDP process at epoch {epoch}") from None
+        raise
+
+
+def _trainer(variant: Variant, params: Params, callbacks: list, run_name: str, report: bool = True) -> L.Trainer:
+    """The Lightning Trainer; a setting Lightning refuses is a params error (exit 2), not a traceback.
+
+    Under DDP the datamodules shard the batches themselves (pipeline.datasets.Batches), so
+    Lightning's sampler replacement is off, and batch norm uses the statistics of the global batch.
+    """
+    cfg, cuda = params.trainer, on_cuda(params.trainer)
+    interactive = report and sys.stderr.isatty()
+    ddp = world_size(cfg) > 1
     try:
         return L.Trainer(
             max_epochs=variant.optim.epochs,
             limit_train_batches=variant.optim.max_steps_per_epoch or 1.0,
             gradient_clip_val=variant.optim.grad_clip,
-            accelerator=params.trainer.accelerator, devices=params.trainer.devices,
-            num_nodes=params.trainer.num_nodes, strategy=params.trainer.strategy,
-            precision=precision_for(params.trainer.precision),
-            deterministic=params.trainer.deterministic and not torch.cuda.is_available(),
-            logger=False, callbacks=callbacks + ([] if interactive else [EpochLine(run_name)]),
+            accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+            strategy="ddp" if ddp and cfg.strategy == "auto" else cfg.strategy,
+            use_distributed_sampler=False, sync_batchnorm=ddp,
+            precision=precision_for(cfg.precision, cuda), deterministic=deterministic_for(cfg.deterministic, cuda),
+            logger=False, callbacks=callbacks + ([EpochLine(run_name)] if report and not interactive else []),
             enable_progress_bar=interactive, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=1,
         )

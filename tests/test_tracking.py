@@ -53,11 +53,11 @@ def test_dataset_digest_is_dvcs_hash_only_while_it_describes_the_folder(tmp_path
 
 def test_run_param_names_are_shared_and_never_collide(root):
     from pipeline.config import load_params
-    from pipeline.training import run_params
+    from pipeline.training import how_it_ran, run_params
 
     p = load_params(root / "params.yaml")
     for name, variant in p.variants.items():
         params = run_params(name, variant, p, seed=1, scale=2)
-        sources = [7, len(variant.options()), len(variant.optim.model_dump())]
-        assert len(params) == sum(sources), f"{name}: a model option shadows a run or optimiser param"
-        assert {"arch", "view", "seed", "lr", "epochs", "batch_size"} <= params.keys()
+        sources = [7, len(variant.options()), len(variant.optim.model_dump()), len(how_it_ran(p, 64))]
+        assert len(params) == sum(sources), f"{name}: a model option shadows a run, optimiser or hardware param"
+        assert {"arch", "view", "seed", "lr", "epochs", "batch_size", "precision", "world_size"} <= params.keys()

@@ -12,7 +12,7 @@ from pipeline.config import parse_params
 from pipeline.datasets import pixel_permutation, sequence_view
 from pipeline.models import load_model
 from pipeline.tracking import resolve_store
-from pipeline.training import precision_for, train
+from pipeline.training import deterministic_for, precision_for, train
 
 
 def _synthetic_classification(folder, n=96, side=28, seed=0):
@@ -72,9 +72,12 @@ def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
     assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"
 
 
-def test_precision_is_mixed_only_on_a_gpu():
-    assert precision_for("auto") == ("16-mixed" if torch.cuda.is_available() else "32-true")
-    assert precision_for("bf16-mixed") == "bf16-mixed"
+def test_precision_and_determinism_map_to_what_the_device_runs():
+    assert precision_for("auto", cuda=True) == "16-mixed" and precision_for("auto", cuda=False) == "32-true"
+    assert precision_for("16-mixed", cuda=False) == precision_for("16-true", cuda=False) == "32-true"
+    assert precision_for("bf16-mixed", cuda=False) == "bf16-mixed" == precision_for("bf16-mixed", cuda=True)
+    assert deterministic_for(True, cuda=True) == "warn" and deterministic_for(True, cuda=False) is True
+    assert deterministic_for(False, cuda=True) is False
 
 
 def test_bench_reports_ratios(tmp_path, cli, root):
