@@ -163,4 +163,7 @@ def materialize(name: str, out: Path, mirror: Path | None, url_sources: dict[str
     if not attempts:
         where = f"no {spec.folder}/ in mirror {mirror}" if spec and mirror else "no mirror configured"
         errors.append(f"{where} and no URL source in params data.sources")
+    if spec:  # what makes it work offline
+        folder = mirror / spec.folder if mirror else f"<mirror>/{spec.folder} (data.mirror or {MIRROR_ENV})"
+        errors.append(f"to use it offline put {', '.join(sorted(spec.checksums))} into {folder}")
     raise SourceError(f"dataset {name}: " + "; ".join(errors))

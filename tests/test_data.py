@@ -160,14 +160,19 @@ def _idx(array: np.ndarray) -> bytes:
     return gzip.compress(header + array.astype(np.uint8).tobytes())
 
 
-def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path, file_server):
+def _small_mnist() -> tuple[dict, dict, MirrorSet]:
+    """An MNIST-shaped IDX set of 30 + 10 images: (arrays, gzipped files, its catalogue entry)."""
     rng = np.random.default_rng(0)
     arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 255, (30, 28, 28)),
               "train-labels-idx1-ubyte.gz": np.arange(30) % 10,
               "t10k-images-idx3-ubyte.gz": rng.integers(0, 255, (10, 28, 28)),
               "t10k-labels-idx1-ubyte.gz": np.arange(10)}
     blobs = {name: _idx(a) for name, a in arrays.items()}
-    spec = MirrorSet("MNIST", {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()})
+    return arrays, blobs, MirrorSet("MNIST", {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()})
+
+
+def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path, file_server):
+    arrays, blobs, spec = _small_mnist()
     out = tmp_path / "mnist"
     out.mkdir()
     for name, blob in blobs.items():
@@ -183,6 +188,29 @@ def test_idx_sets_download_file_by_file_and_keep_their_test_split(tmp_path, file
     (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x01\x02\x03\x04"))
     with pytest.raises(SourceError, match="not an IDX file"):
         read_idx(tmp_path / "bad.gz")
+
+
+def test_full_mnist_comes_from_the_mirror_offline_or_says_which_files_to_put_where(tmp_path, file_server,
+                                                                                  monkeypatch):
+    """The GPU profile reads full MNIST: a GPU box is often offline, so the mirror serves it like the URLs do."""
+    arrays, blobs, spec = _small_mnist()
+    monkeypatch.setitem(MIRROR_SETS, "mnist", spec)  # the catalogue's sha256 of these files, not the real ones
+    dead = {"mnist": (f"{file_server.url}/gone/",)}
+    empty = tmp_path / "mirror"
+    (empty / "Set5").mkdir(parents=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SourceError) as missing:
+        materialize("mnist", out, empty, {}, dead)
+    message = str(missing.value)
+    assert "\n" not in message and f"put {', '.join(sorted(blobs))} into {empty / 'MNIST'}" in message
+
+    for name, blob in blobs.items():
+        (empty / "MNIST").mkdir(exist_ok=True)
+        (empty / "MNIST" / name).write_bytes(blob)
+    assert materialize("mnist", out, empty, {}, dead) == f"mirror:{empty / 'MNIST'}"
+    with np.load(out / "arrays.npz") as z:
+        assert np.array_equal(z["x_train"], arrays["train-images-idx3-ubyte.gz"]) and len(z["y_test"]) == 10
 
 
 def test_split_keeps_a_published_test_split(project, cli):

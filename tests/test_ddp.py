@@ -51,6 +51,7 @@ def test_dvc_repro_on_two_processes_matches_one(tiny, dvc, set_params):
         assert runs[0].data.params["precision"] == "32-true" and runs[0].data.params["accelerator"] == "cpu"
         assert sorted(p.name for p in (tiny / "models" / variant).iterdir()) == ["runs.json", "s1"]
     ddp = _test_figures(tiny)
+    print(f"test figures, one process: {single}; two: {ddp}")
     assert abs(ddp["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE, (single, ddp)
     assert abs(ddp["psnr"] - single["psnr"]) <= PSNR_TOLERANCE_DB, (single, ddp)
 
