@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import logging
 import shutil
+import socket
 import tarfile
 import tempfile
 import time
@@ -124,7 +125,10 @@ def download(url: str, sha256: str, dest: Path, retries: int = 4, backoff: float
             part.unlink(missing_ok=True)
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            error = str(getattr(exc, "reason", exc))
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:  # offline, or no such host
+                raise FetchError(f"{url}: unknown host ({reason.strerror})") from None
+            error = str(reason)
         if attempt == retries:
             part.unlink(missing_ok=True)
             raise FetchError(f"{url}: failed after {retries + 1} attempts ({error})")
