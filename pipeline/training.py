@@ -129,14 +129,16 @@ def deterministic_for(setting: bool, cuda: bool) -> bool | str:
 
 
 def how_it_ran(params: Params, batch_size: int) -> dict:
-    """The hardware choices of a run, for its MLflow params: a GPU run says what it did."""
+    """The hardware choices of a run, for its MLflow params: a GPU run says what it did (read after the Trainer
+    is made, which sets cuDNN's benchmark mode)."""
     cfg, cuda = params.trainer, on_cuda(params.trainer)
     return {"accelerator": "cuda" if cuda else "cpu", "devices": devices_per_node(cfg), "num_nodes": cfg.num_nodes,
             "world_size": world_size(cfg), "batch_per_device": batch_per_device(batch_size, cfg, "optim"),
             "precision": precision_for(cfg.precision, cuda),
             "deterministic": str(deterministic_for(cfg.deterministic, cuda)).lower(),
             "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
-            "cudnn": str(torch.backends.cudnn.version()) if cuda else "none"}
+            "cudnn": str(torch.backends.cudnn.version()) if cuda else "none",
+            "cudnn_benchmark": str(torch.backends.cudnn.benchmark).lower() if cuda else "none"}
 
 
 def code_digest() -> str:
