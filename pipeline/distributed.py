@@ -36,14 +36,18 @@ def global_rank() -> int:
     return 0
 
 
+def on_cuda(cfg: Trainer) -> bool:
+    """Whether Lightning will train on CUDA devices with these settings."""
+    return cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def devices_per_node(cfg: Trainer) -> int:
     """How many processes one machine runs: the devices Lightning will use ("auto": every GPU, else one)."""
     if isinstance(cfg.devices, list):
         return len(cfg.devices)
     if cfg.devices != "auto":
         return cfg.devices
-    gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return torch.cuda.device_count() if gpu else 1
+    return torch.cuda.device_count() if on_cuda(cfg) else 1
 
 
 def world_size(cfg: Trainer) -> int:

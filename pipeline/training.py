@@ -33,9 +33,8 @@ from PIL import Image
 
 from pipeline.codedeps import closure, digest
 from pipeline.config import Params, Variant, flatten
-from pipeline.config import Trainer as TrainerCfg
 from pipeline.datamodules import ClassificationDataModule, SRDataModule
-from pipeline.distributed import batch_per_device, devices_per_node, world_size
+from pipeline.distributed import batch_per_device, devices_per_node, on_cuda, world_size
 from pipeline.errors import Interrupted, LstmvisionError, ParamsError, TrackingError, first_line
 from pipeline.lit import module_for
 from pipeline.models import build, count_parameters, save_model
@@ -108,10 +107,6 @@ class TrainResult:
     epochs: int
     best: float
     history: list[dict]
-
-
-def on_cuda(cfg: TrainerCfg) -> bool:
-    return cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def precision_for(setting: str, cuda: bool) -> str:
