@@ -33,15 +33,13 @@ def _rest(team, endpoint: str, user: str | None = "alice", **query) -> dict:
 
 
 @pytest.fixture(scope="module")
-def prepared(copy_project, tmp_path_factory, cli):
+def prepared(copy_project, tmp_path_factory, cli, set_params):
     """The tiny profile with its data downloaded and split, one seed: trainings start from a copy of it."""
     from stages.profile import apply_profile
 
     project = copy_project(tmp_path_factory.mktemp("team-data") / "project")
     apply_profile(project, "tiny")
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["seeds"] = [1]
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(project, seeds=[1])
     for stage in ("download", "split"):
         assert cli([stage], cwd=project).returncode == 0
     return project
