@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 LOCAL_URI = "sqlite:///mlflow.db"
+REQUEST_TIMEOUT_S = 60  # per request to a tracking server (MLFLOW_HTTP_REQUEST_TIMEOUT overrides)
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
@@ -64,8 +65,10 @@ def resolve_store(cfg: Tracking, root: Path) -> Store:
     problem = _reachable(uri, cfg.timeout_s)
     if problem is None:
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry notices; a failure is one line of ours
+        # A stopped server refuses at once, so one retry keeps that failure fast; a busy one (trainings
+        # uploading models while basic auth hashes passwords) may take seconds per request and is waited for.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(cfg.timeout_s, 5))))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT_S))
         return Store(uri, None)
     if cfg.on_unreachable == "local":
         log.warning("MLflow server %s unreachable (%s); logging to the local store %s", uri, problem, fallback)
