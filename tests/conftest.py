@@ -91,6 +91,26 @@ def tiny(make_project):
     return make_project(profile="tiny")
 
 
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory, dvc, set_params):
+    """The tiny profile after one real `dvc repro` from scratch (a local MLflow store; Set5 asked for but
+    absent), made once per session: tests read it through ``reproduced``, a copy of their own."""
+    from stages.profile import apply_profile
+
+    project = _copy_project(tmp_path_factory.mktemp("tiny-repro") / "project")
+    apply_profile(project, "tiny")
+    set_params(project, **{"data.sr.benchmarks": ["set5"], "data.mirror": str(project / "no-mirror")})
+    proc = dvc(project, "repro")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return project
+
+
+@pytest.fixture
+def reproduced(tiny_repro, tmp_path):
+    """A copy of the reproduced tiny project (outputs, DVC cache, MLflow store), the test's to change."""
+    return shutil.copytree(tiny_repro, tmp_path / "project", symlinks=True)
+
+
 def _env(tracking_uri: str | None, extra: dict | None) -> dict:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(extra or {})}
     if tracking_uri:

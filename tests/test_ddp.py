@@ -31,13 +31,11 @@ def _test_figures(project) -> dict:
     return {"accuracy": acc, "psnr": psnr}
 
 
-def test_dvc_repro_on_two_processes_matches_one(tiny, dvc, set_params):
-    set_params(tiny, seeds=[1])
-    one = dvc(tiny, "repro")
-    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+def test_dvc_repro_on_two_processes_matches_one(reproduced, dvc, set_params):
+    tiny = reproduced  # one process, seeds 1 and 2 (conftest.tiny_repro)
     single = _test_figures(tiny)
 
-    set_params(tiny, **{"trainer.accelerator": "cpu", "trainer.devices": 2, "trainer.strategy": "ddp"})
+    set_params(tiny, **{"seeds": [1], "trainer.accelerator": "cpu", "trainer.devices": 2, "trainer.strategy": "ddp"})
     two = dvc(tiny, "repro")
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
     assert "Running stage 'train_classification@lstm_row'" in two.stdout
