@@ -53,22 +53,21 @@ def _two_small_images() -> bytes:
     return buf.getvalue()
 
 
-def test_every_gpu_profile_variant_builds_trains_evaluates_and_exports_at_full_size(make_project, file_server, dvc):
+def test_every_gpu_profile_variant_builds_trains_evaluates_and_exports_at_full_size(make_project, file_server, dvc,
+                                                                                      set_params):
     project = make_project(profile="gpu")
     gpu = yaml.safe_load((project / "params.yaml").read_text())
     file_server.files["/few.tgz"] = blob = _two_small_images()
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["seeds"] = [1]
-    params["data"]["sources"] = {"few_images": {"url": f"{file_server.url}/few.tgz",
-                                                "sha256": hashlib.sha256(blob).hexdigest()}}
-    params["data"]["classification"].update(source="mnist_embedded", limit=256, val_fraction=0.02,
-                                            test_fraction=0.02)
-    params["data"]["sr"].update(train=["skimage_train"], test="few_images", benchmarks=[], max_patches=64)
-    variants = params["run"]["classification"] + params["run"]["sr"]
-    for name in variants:
-        optim = params["variants"][name]["optim"]
-        optim.update(epochs=1, max_steps_per_epoch=2, batch_size=8 if name in params["run"]["sr"] else 64)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    variants = gpu["run"]["classification"] + gpu["run"]["sr"]
+    few_steps = {f"variants.{name}.optim.{key}": value for name in variants for key, value in (
+        ("epochs", 1), ("max_steps_per_epoch", 2), ("batch_size", 8 if name in gpu["run"]["sr"] else 64))}
+    few_images = {"url": f"{file_server.url}/few.tgz", "sha256": hashlib.sha256(blob).hexdigest()}
+    set_params(project, **{
+        "seeds": [1], "data.sources": {"few_images": few_images},
+        "data.classification.source": "mnist_embedded", "data.classification.limit": 256,
+        "data.classification.val_fraction": 0.02, "data.classification.test_fraction": 0.02,
+        "data.sr.train": ["skimage_train"], "data.sr.test": "few_images", "data.sr.benchmarks": [],
+        "data.sr.max_patches": 64, **few_steps})
 
     planned = dvc(project, "stage", "list", "--name-only")  # the stages dvc.yaml makes of the profile's lists
     assert planned.returncode == 0, planned.stderr[-2000:]
