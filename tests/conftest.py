@@ -107,7 +107,8 @@ def tiny_repro(tmp_path_factory, dvc, set_params):
 
 @pytest.fixture
 def reproduced(tiny_repro, tmp_path):
-    """A copy of the reproduced tiny project (outputs, DVC cache, MLflow store), the test's to change."""
+    """A copy of the reproduced tiny project (outputs, DVC cache, MLflow store), the test's to change. The
+    store's experiments keep their absolute artifact folder: a copy's new runs put artifacts in the original."""
     return shutil.copytree(tiny_repro, tmp_path / "project", symlinks=True)
 
 
