@@ -8,7 +8,6 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 from pipeline.config import UrlSource
@@ -213,16 +212,14 @@ def test_full_mnist_comes_from_the_mirror_offline_or_says_which_files_to_put_whe
         assert np.array_equal(z["x_train"], arrays["train-images-idx3-ubyte.gz"]) and len(z["y_test"]) == 10
 
 
-def test_split_keeps_a_published_test_split(project, cli):
+def test_split_keeps_a_published_test_split(project, cli, set_params):
     raw = project / "data" / "raw" / "mnist"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(1)
     np.savez(raw / "arrays.npz", x_train=rng.integers(0, 255, (200, 28, 28), dtype=np.uint8),
              y_train=np.arange(200) % 10, x_test=rng.integers(0, 255, (50, 28, 28), dtype=np.uint8),
              y_test=np.arange(50) % 10)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["data"]["classification"]["source"] = "mnist"
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_params(project, **{"data.classification.source": "mnist"})
     proc = cli(["split"], cwd=project)
     assert proc.returncode == 0, proc.stderr
     with np.load(project / "data/prepared/classification/test.npz") as z:

@@ -11,7 +11,6 @@ import time
 
 import mlflow
 import pytest
-import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +23,13 @@ def _one_line(proc, code: int, needle: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(tmp_path_factory, copy_project, set_params):
     """A tiny project with its data downloaded, split and patched (copied by each test)."""
-    from conftest import _copy_project
-
     from stages.profile import apply_profile
 
-    root = _copy_project(tmp_path_factory.mktemp("prepared") / "p")
+    root = copy_project(tmp_path_factory.mktemp("prepared") / "p")
     apply_profile(root, "tiny")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["seeds"] = [1]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(root, seeds=[1])
     for stage in ("download", "split", "patches"):
         proc = subprocess.run([sys.executable, "-m", "stages", stage], cwd=root, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
