@@ -14,15 +14,15 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from pipeline.config import Optim
-from pipeline.datasets import batch_loader
-from pipeline.evaluation import bicubic, evaluate_images
-from pipeline.lit import ClassifierModule
-from pipeline.models import build
-from pipeline.models.lstm_gates import GateLSTM
-from pipeline.patches import extract_pairs
-from pipeline.resize import imresize
-from pipeline.training import quiet_lightning
+from pipeline.config.schema import Optim
+from pipeline.tasks.classification.data import batch_loader
+from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
+from pipeline.tasks.lit import ClassifierModule
+from pipeline.tasks.models import build
+from pipeline.tasks.classification.lstm_gates import GateLSTM
+from pipeline.data.patches import extract_pairs
+from pipeline.imaging.resize import imresize
+from pipeline.training.loop import quiet_lightning
 
 
 def _sync(device: str) -> Callable[[], None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
-from pipeline.atomic import write_json
+from pipeline.core.atomic import write_json
 from pipeline.bench import (
     evaluation_memory,
     lightning_vs_bare_loop,
@@ -16,7 +16,7 @@ from pipeline.bench import (
     resize_vs_pillow,
     summary_rows,
 )
-from pipeline.host import machine
+from pipeline.core.host import machine
 from stages.common import UsageError, command
 
 

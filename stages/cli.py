@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from pipeline.host import keep_freed_memory
+from pipeline.core.host import keep_freed_memory
 
 COMMANDS = {
     "download": ("stages.download", "download"),
@@ -22,14 +22,14 @@ COMMANDS = {
     "train": ("stages.train", "train_cmd"),
     "evaluate": ("stages.evaluate", "evaluate_cmd"),
     "report": ("stages.report", "report"),
-    "check": ("stages.check", "check"),
-    "profile": ("stages.profile", "profile"),
-    "benchmark-sr": ("stages.benchmark_sr", "benchmark_sr"),
-    "classify": ("stages.classify", "classify_cmd"),
-    "upscale": ("stages.upscale", "upscale_cmd"),
-    "fetch": ("stages.fetch", "fetch_cmd"),
+    "check": ("stages.tools.check", "check"),
+    "profile": ("stages.tools.profile", "profile"),
+    "benchmark-sr": ("stages.tools.benchmark_sr", "benchmark_sr"),
+    "classify": ("stages.tools.classify", "classify_cmd"),
+    "upscale": ("stages.tools.upscale", "upscale_cmd"),
+    "fetch": ("stages.tools.fetch", "fetch_cmd"),
     "bench": ("stages.bench", "bench"),
-    "team": ("stages.team", "team"),
+    "team": ("stages.tools.team", "team"),
 }
 
 

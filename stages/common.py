@@ -18,8 +18,8 @@ from pathlib import Path
 import typer
 import yaml
 
-from pipeline.config import Params, load_params
-from pipeline.errors import LstmvisionError, ParamsError
+from pipeline.config.schema import Params, load_params
+from pipeline.core.errors import LstmvisionError, ParamsError
 
 ROOT = Path.cwd()
 RAW = Path("data/raw")

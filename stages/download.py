@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.errors import SourceError
-from pipeline.sources import known, materialize, mirror_root
+from pipeline.core.atomic import atomic_dir, write_json
+from pipeline.core.errors import SourceError
+from pipeline.data.sources import known, materialize, mirror_root
 from stages.common import RAW, command, params
 
 log = logging.getLogger(__name__)

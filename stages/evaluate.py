@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.datasets import batch_loader, load_classification
-from pipeline.evaluation import (
+from pipeline.core.atomic import atomic_dir, write_json
+from pipeline.tasks.classification.data import batch_loader, load_classification
+from pipeline.tasks.sr.evaluate import (
     DETERMINISTIC,
     accuracy_metrics,
     bicubic,
@@ -27,9 +27,9 @@ from pipeline.evaluation import (
     sr_metrics,
     sr_test_sets,
 )
-from pipeline.images import save_image
-from pipeline.inference import default_device, y_model_upscaler
-from pipeline.models import load_model, model_folder
+from pipeline.imaging.images import save_image
+from pipeline.tasks.sr.predict import default_device, y_model_upscaler
+from pipeline.tasks.models import load_model, model_folder
 from stages.common import EVAL, METRICS, MODELS, PREPARED, RAW, UsageError, command, names_hint, params
 
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from pipeline.atomic import atomic_dir
-from pipeline.images import load_folder
-from pipeline.patches import extract_dataset
+from pipeline.core.atomic import atomic_dir
+from pipeline.imaging.images import load_folder
+from pipeline.data.patches import extract_dataset
 from stages.common import PREPARED, RAW, command, params
 
 

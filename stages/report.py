@@ -11,10 +11,10 @@ import json
 
 import pandas as pd
 
-from pipeline.atomic import atomic_dir, write_json, write_text
-from pipeline.report import build_report, comparison_curves, html_page
-from pipeline.serving import champions
-from pipeline.tracking import crown_champions, git_commit, log_test_metrics, resolve_store
+from pipeline.core.atomic import atomic_dir, write_json, write_text
+from pipeline.report.render import build_report, comparison_curves, html_page
+from pipeline.tracking.registry import champions
+from pipeline.tracking.store import crown_champions, git_commit, log_test_metrics, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.atomic import atomic_dir
-from pipeline.split import split_arrays
+from pipeline.core.atomic import atomic_dir
+from pipeline.data.split import split_arrays
 from stages.common import PREPARED, RAW, command, params
 
 

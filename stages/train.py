@@ -4,7 +4,7 @@ All seeds run in one process: a train process spends seconds importing torch,
 Lightning and MLflow, which one stage per (variant, seed) would pay again and
 again. A seed finished earlier is reused from the work folder, so adding a
 seed trains only the new one. With several devices the command starts one
-process per device (pipeline/distributed.py) and global rank 0 writes.
+process per device (pipeline/training/distributed.py) and global rank 0 writes.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import contextlib
 import pandas as pd
 import typer
 
-from pipeline.atomic import atomic_dir, job_lock, write_json, write_text
-from pipeline.distributed import batch_per_device, check_launch, devices_per_node, global_rank, launch_local, launched
-from pipeline.models import model_folder
-from pipeline.tracking import resolve_store
-from pipeline.training import train
+from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
+from pipeline.training.distributed import batch_per_device, check_launch, devices_per_node, global_rank, launch_local, launched
+from pipeline.tasks.models import model_folder
+from pipeline.tracking.store import resolve_store
+from pipeline.training.loop import train
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
 
 

@@ -71,7 +71,7 @@ def make_project(tmp_path):
     """make_project(name, profile=None): a fresh copy under tmp_path, optionally with a profile applied."""
 
     def make(name: str = "project", profile: str | None = None) -> Path:
-        from stages.profile import apply_profile
+        from stages.tools.profile import apply_profile
 
         dest = _copy_project(tmp_path / name)
         if profile:
@@ -95,7 +95,7 @@ def tiny(make_project):
 def tiny_repro(tmp_path_factory, dvc, set_params):
     """The tiny profile after one real `dvc repro` from scratch (a local MLflow store; Set5 asked for but
     absent), made once per session: tests read it through ``reproduced``, a copy of their own."""
-    from stages.profile import apply_profile
+    from stages.tools.profile import apply_profile
 
     project = _copy_project(tmp_path_factory.mktemp("tiny-repro") / "project")
     apply_profile(project, "tiny")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import flatten, load_params, parse_params
-from pipeline.errors import ParamsError
+from pipeline.config.schema import flatten, load_params, parse_params
+from pipeline.core.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -97,7 +97,7 @@ def test_flatten():
 
 
 def test_every_profile_applies_and_the_gpu_profile_keeps_the_paper_protocol(tmp_path, root):
-    from stages.profile import apply_profile
+    from stages.tools.profile import apply_profile
 
     shutil.copytree(root / "profiles", tmp_path / "profiles")
     applied = {}

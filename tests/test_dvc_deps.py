@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.codedeps import closure
+from pipeline.core.codedeps import closure
 from stages.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # Files a module reads at run time besides imports (package data).
-DATA_FILES = {"pipeline/sources.py": {"pipeline/catalog/sha256sums.txt"},
-              "pipeline/published.py": {"pipeline/catalog/published_classification.csv",
-                                        "pipeline/catalog/published_sr.csv"}}
+DATA_FILES = {"pipeline/data/sources.py": {"pipeline/data/catalog/sha256sums.txt"},
+              "pipeline/report/published.py": {"pipeline/report/catalog/published_classification.csv",
+                                        "pipeline/report/catalog/published_sr.csv"}}
 
 
 def _code_deps(deps: list[str]) -> set[str]:
@@ -40,14 +40,14 @@ def test_stage_deps_are_its_import_closure(stage):
 
 def test_closure_follows_function_level_and_package_imports(tmp_path):
     files = {p.relative_to(ROOT).as_posix() for p in closure("stages.train")}
-    assert "pipeline/models/lstm_gates.py" in files  # through pipeline.models -> classifiers
+    assert "pipeline/tasks/classification/lstm_gates.py" in files  # through pipeline.tasks.models -> classifiers
     assert "pipeline/models/__init__.py" in files and "stages/__init__.py" in files
-    assert "pipeline/report.py" not in files and "pipeline/metrics.py" not in files
+    assert "pipeline/report/render.py" not in files and "pipeline/tasks/sr/metrics.py" not in files
 
 
 def test_checkpoint_key_hashes_the_train_stage_deps():
-    from pipeline.codedeps import digest
-    from pipeline.training import code_digest
+    from pipeline.core.codedeps import digest
+    from pipeline.training.loop import code_digest
 
     train = STAGES["train_classification"]["do"]
     declared = sorted(ROOT / f for f in _code_deps(train["deps"]))

@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from pipeline.errors import FetchError
-from pipeline.fetch import download, extract, fetch
+from pipeline.core.errors import FetchError
+from pipeline.data.fetch import download, extract, fetch
 
 
 def sha(data: bytes) -> str:

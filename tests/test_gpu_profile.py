@@ -19,7 +19,7 @@ import skimage.data
 import yaml
 from PIL import Image
 
-from pipeline.models import count_parameters, load_model, model_folder
+from pipeline.tasks.models import count_parameters, load_model, model_folder
 
 pytestmark = pytest.mark.slow
 

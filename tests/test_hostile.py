@@ -25,7 +25,7 @@ def _one_line(proc, code: int, needle: str) -> None:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, copy_project, set_params):
     """A tiny project with its data downloaded, split and patched (copied by each test)."""
-    from stages.profile import apply_profile
+    from stages.tools.profile import apply_profile
 
     root = copy_project(tmp_path_factory.mktemp("prepared") / "p")
     apply_profile(root, "tiny")

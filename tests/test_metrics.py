@@ -6,8 +6,8 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import structural_similarity
 
-from pipeline.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.metrics import PSNR_CAP, protocol_y, psnr_y, ssim_y
+from pipeline.imaging.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from pipeline.tasks.sr.metrics import PSNR_CAP, protocol_y, psnr_y, ssim_y
 
 
 def _img(seed, shape=(3, 40, 36)):

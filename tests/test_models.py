@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.architectures import ARCHITECTURES
-from pipeline.models import NETWORKS, build, count_parameters
-from pipeline.models.lstm_gates import GateLSTM
-from pipeline.models.sr import bicubic_upscale
-from pipeline.resize import imresize
+from pipeline.config.architectures import ARCHITECTURES
+from pipeline.tasks.models import NETWORKS, build, count_parameters
+from pipeline.tasks.classification.lstm_gates import GateLSTM
+from pipeline.tasks.sr.networks import bicubic_upscale
+from pipeline.imaging.resize import imresize
 
 CLS_INPUTS = {"rows": (4, 28, 28), "pixels": (4, 49, 1), "permuted": (4, 49, 1), "image": (4, 1, 28, 28)}
 

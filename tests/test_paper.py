@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.published import published_for
+from pipeline.report.published import published_for
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.regression import compare, summaries
-from pipeline.stats import holm, mcnemar, signed_rank, summary, welch_margin
+from pipeline.core.errors import InputError
+from pipeline.report.gate import compare, summaries
+from pipeline.report.stats import holm, mcnemar, signed_rank, summary, welch_margin
 
 FLOOR = {"accuracy": 0.005, "psnr": 0.02}
 

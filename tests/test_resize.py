@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage import data
 
-from pipeline.resize import imresize, resize_matrix
+from pipeline.imaging.resize import imresize, resize_matrix
 
 # MATLAB's bicubic (a = -0.5) taps for x2 upscaling, at output offsets 1/4 and 3/4 of an input pixel.
 X2_TAPS = [-0.0234375, 0.2265625, 0.8671875, -0.0703125]

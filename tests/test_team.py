@@ -35,7 +35,7 @@ def _rest(team, endpoint: str, user: str | None = "alice", **query) -> dict:
 @pytest.fixture(scope="module")
 def prepared(copy_project, tmp_path_factory, cli, set_params):
     """The tiny profile with its data downloaded and split, one seed: trainings start from a copy of it."""
-    from stages.profile import apply_profile
+    from stages.tools.profile import apply_profile
 
     project = copy_project(tmp_path_factory.mktemp("team-data") / "project")
     apply_profile(project, "tiny")
@@ -176,7 +176,7 @@ def _served_answers(team, background, free_port) -> None:
 
 def test_a_user_writes_once_granted_and_two_trainings_at_once_both_land(team, clone, cli, monkeypatch):
     # A colleague (alice) made the experiment and the registered model; bob may read them, not write.
-    from pipeline.tracking import create_once
+    from pipeline.tracking.store import create_once
 
     alice = _as(monkeypatch, team, "alice")
     create_once(lambda: alice.create_experiment("classification"))

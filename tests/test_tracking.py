@@ -3,9 +3,9 @@
 import mlflow
 import yaml
 
-from pipeline.config import Tracking
-from pipeline.tracking import REPORT_TAG, log_test_metrics, open_run, resolve_store
-from pipeline.training import dataset_digest
+from pipeline.config.schema import Tracking
+from pipeline.tracking.store import REPORT_TAG, log_test_metrics, open_run, resolve_store
+from pipeline.training.loop import dataset_digest
 
 
 def _store(tmp_path):
@@ -52,8 +52,8 @@ def test_dataset_digest_is_dvcs_hash_only_while_it_describes_the_folder(tmp_path
 
 
 def test_run_param_names_are_shared_and_never_collide(root):
-    from pipeline.config import load_params
-    from pipeline.training import how_it_ran, run_params
+    from pipeline.config.schema import load_params
+    from pipeline.training.loop import how_it_ran, run_params
 
     p = load_params(root / "params.yaml")
     for name, variant in p.variants.items():

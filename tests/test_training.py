@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import parse_params
-from pipeline.datasets import pixel_permutation, sequence_view
-from pipeline.models import load_model
-from pipeline.tracking import resolve_store
-from pipeline.training import deterministic_for, precision_for, train
+from pipeline.config.schema import parse_params
+from pipeline.tasks.classification.data import pixel_permutation, sequence_view
+from pipeline.tasks.models import load_model
+from pipeline.tracking.store import resolve_store
+from pipeline.training.loop import deterministic_for, precision_for, train
 
 
 def _synthetic_classification(folder, n=96, side=28, seed=0):

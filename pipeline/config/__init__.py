@@ -1,0 +1,1 @@
+"""params.yaml: its schema (validated in one phase), each architecture's options, profile overlays."""

@@ -1,0 +1,273 @@
+"""params.yaml schema: the single source of knobs, validated before any stage touches an output.
+
+params.yaml is also the single source of defaults: every knob is required here,
+except those whose absence means "off" (``limit``, ``max_patches``, ``grad_clip``,
+...). Model options default in pipeline.config.architectures, next to their bounds.
+
+A bad value raises :class:`ParamsError` whose message is one line naming the
+key path and what was expected; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from pipeline.config.architectures import ARCHITECTURES
+from pipeline.core.errors import ParamsError
+
+# Variant names become folder and file names (models/NAME, metrics/NAME.json) and DVC stage keys.
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_SEED = 2**31 - 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tracking(Strict):
+    uri: str
+    artifacts: str
+    # What to do when the tracking server does not answer: stop, or log to the local store.
+    on_unreachable: Literal["fail", "local"]
+    timeout_s: float = Field(gt=0)
+
+
+class UrlSource(Strict):
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    subdir: str = ""  # folder inside the archive that holds the images
+
+
+class ClassificationData(Strict):
+    source: str
+    val_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    limit: int | None = Field(None, ge=100)  # cap on training samples, for small profiles
+
+
+class SRData(Strict):
+    train: list[str] = Field(min_length=1)
+    test: str
+    benchmarks: list[str]
+    scales: list[int] = Field(min_length=1)
+    patch_size: int = Field(ge=8, le=512)  # HR side
+    stride: int = Field(ge=1)
+    augment: bool  # the 8 flips/rotations of each patch
+    val_fraction: float = Field(gt=0, lt=0.5)
+    max_patches: int | None = Field(None, gt=0)
+
+    # What shapes the patches a model trains on (the patches and train stages' params); the evaluation
+    # sets do not, so adding a benchmark re-trains nothing.
+    PATCH_FIELDS: ClassVar[tuple[str, ...]] = ("train", "scales", "patch_size", "stride", "augment", "val_fraction",
+                                               "max_patches")
+
+    def patch_settings(self) -> dict[str, Any]:
+        return self.model_dump(include=set(self.PATCH_FIELDS))
+
+    @field_validator("scales")
+    @classmethod
+    def _known_scales(cls, scales: list[int]) -> list[int]:
+        for s in scales:
+            if s not in (2, 3, 4):
+                raise ValueError(f"{s} is not one of 2, 3, 4")
+        if len(set(scales)) != len(scales):
+            raise ValueError("a scale is listed twice")
+        return scales
+
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_fits_scales(cls, size: int, info: ValidationInfo) -> int:
+        for s in info.data.get("scales", []):
+            if size % s:
+                raise ValueError(f"{size} is not a multiple of scale {s}")
+        return size
+
+
+class Data(Strict):
+    mirror: str | None  # LSTMVISION_MIRROR overrides
+    sources: dict[str, UrlSource]  # extra or overriding URL sources by dataset name
+    classification: ClassificationData
+    sr: SRData
+
+
+class Trainer(Strict):
+    """Lightning's settings; what Lightning itself refuses still fails as a params error (pipeline.training.loop)."""
+
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: Literal["auto"] | Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=0)]],
+                                                                         Field(min_length=1)]
+    num_nodes: int = Field(ge=1)
+    strategy: str
+    # auto: 16-mixed on a GPU, 32-true elsewhere
+    precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"]
+    num_workers: int = Field(ge=0)
+    deterministic: bool
+
+
+class Optim(Strict):
+    epochs: int = Field(ge=1)
+    lr: float = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    grad_clip: float | None = Field(None, gt=0)  # gradient-norm clipping (vanilla RNNs need it)
+
+
+class Variant(Strict):
+    arch: str  # a key of pipeline.config.architectures.ARCHITECTURES, which also fixes the task
+    view: Literal["rows", "pixels", "permuted", "image"] = "image"
+    model: dict[str, Any] = {}  # as written in params; options() completes it with the defaults
+    optim: Optim
+
+    @property
+    def task(self) -> str:
+        return ARCHITECTURES[self.arch].task
+
+    def options(self) -> dict[str, Any]:
+        """Every model option, the ones params leaves out at their defaults."""
+        return ARCHITECTURES[self.arch].options.model_validate(self.model).model_dump()
+
+
+class RunLists(Strict):
+    """Which variants `dvc repro` trains, per task (dvc.yaml iterates over these lists); one may be empty
+    (the paper profile is SR only)."""
+
+    classification: list[str]
+    sr: list[str]
+
+    @model_validator(mode="after")
+    def _something_to_run(self):
+        if not self.classification and not self.sr:
+            raise ValueError("run.classification and run.sr are both empty: nothing to train")
+        return self
+
+
+class Check(Strict):
+    """The regression gate: current metrics against a committed baseline (pipeline.report.gate)."""
+
+    baseline: str
+    alpha: float = Field(gt=0, lt=0.5)  # one-sided false-alarm rate per metric
+    floor: dict[str, float]  # smallest margin per metric name, whatever the recorded spread
+
+
+class Bench(Strict):
+    """`lstmvision bench` in the pipeline: full sizes for figures to quote, quick for test profiles."""
+
+    size: Literal["full", "quick"] = "full"
+
+
+class Report(Strict):
+    crop_size: int = Field(ge=16)
+    alpha: float = Field(gt=0, lt=0.5)  # significance level of the tie/difference calls
+
+
+class Params(Strict):
+    seed: int = Field(ge=0, le=MAX_SEED)  # data: splits, patch subsets
+    seeds: list[int] = Field(min_length=1, max_length=32)  # training: one run per seed and variant
+    tracking: Tracking
+    data: Data
+    trainer: Trainer
+    run: RunLists
+    variants: dict[str, Variant]
+    report: Report
+    check: Check
+    bench: Bench = Bench()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if any(s < 0 or s > MAX_SEED for s in seeds):
+            raise ValueError(f"seeds must be between 0 and {MAX_SEED}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("a seed is listed twice")
+        return seeds
+
+    @model_validator(mode="after")
+    def _run_names_known(self):
+        for name in self.variants:
+            if not NAME.match(name) or name == "bicubic":
+                raise ValueError(f"variants: '{name}' must be lower-case letters, digits and _ "
+                                 "(it names folders), and not 'bicubic' (the untrained baseline)")
+        for task in ("classification", "sr"):
+            names = getattr(self.run, task)
+            for name in names:
+                if name not in self.variants:
+                    raise ValueError(f"run.{task}: '{name}' is not a key of variants")
+            if len(set(names)) != len(names):
+                raise ValueError(f"run.{task}: a variant is listed twice")
+        return self
+
+    def enabled(self, task: str) -> dict[str, Variant]:
+        return {n: self.variants[n] for n in getattr(self.run, task)}
+
+
+def _one_line(exc: ValidationError, prefix: str = "") -> str:
+    err = exc.errors()[0]
+    path = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"params.yaml: {path + ': ' if path else ''}{msg}{more}"
+
+
+def check_variants(params: Params) -> None:
+    """Each variant's architecture, task, view and model options (the architecture's schema)."""
+
+    def bad(where: str, what: str) -> ParamsError:
+        return ParamsError(f"params.yaml: {where}: {what}")
+
+    for name, variant in params.variants.items():
+        where = f"variants.{name}"
+        spec = ARCHITECTURES.get(variant.arch)
+        if spec is None:
+            raise bad(f"{where}.arch", f"unknown '{variant.arch}', expected one of {', '.join(sorted(ARCHITECTURES))}")
+        for task in ("classification", "sr"):
+            if name in getattr(params.run, task) and spec.task != task:
+                raise bad(f"run.{task}", f"'{name}' has {spec.task} architecture '{variant.arch}'")
+        if spec.task == "classification" and variant.view not in spec.views:
+            raise bad(f"{where}.view", f"'{variant.view}' not supported by {variant.arch}, "
+                                       f"expected one of {', '.join(spec.views)}")
+        try:
+            spec.options.model_validate(variant.model)
+        except ValidationError as exc:
+            raise ParamsError(_one_line(exc, f"{where}.model")) from None
+
+
+def parse_params(raw: Any) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml: the top level must be a mapping")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_one_line(exc)) from None
+    check_variants(params)
+    return params
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the project root)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}") from None
+    return parse_params(raw)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: MLflow params, and metric keys as `dvc metrics` shows them."""
+    if isinstance(tree, BaseModel):
+        tree = tree.model_dump()
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -1,0 +1,1 @@
+"""Image files, colour conversion and the MATLAB-exact resize: pixels in, pixels out, no models."""

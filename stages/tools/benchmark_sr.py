@@ -1,0 +1,48 @@
+"""benchmark-sr: score an SR model (or bicubic) on a folder of HR images under the published protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline.core.atomic import write_json
+from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
+from pipeline.imaging.images import iter_folder
+from pipeline.tasks.sr.predict import default_device, y_model_upscaler
+from pipeline.tasks.models import load_model
+from stages.common import UsageError, check_json_out, command
+from stages.tools.model_ref import MODEL_HELP, find_model
+
+
+@command
+def benchmark_sr(
+    model: str = typer.Option(..., help=f"'bicubic', or {MODEL_HELP}"),
+    hr_dir: Path = typer.Option(..., help="folder of high-resolution images"),
+    scale: int = typer.Option(..., help="2, 3 or 4"),
+    seed: int | None = typer.Option(None, help="which seed's model of a trained variant (default: the lowest)"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
+) -> None:
+    """PSNR/SSIM (Y, border crop = scale, MATLAB bicubic degradation) of a model on a folder of HR images."""
+    if scale not in (2, 3, 4):
+        raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
+    if not hr_dir.is_dir():
+        raise UsageError(f"--hr-dir {hr_dir}: not a folder")
+    check_json_out(json_out)
+    if model == "bicubic":
+        upscale = bicubic
+    else:
+        upscale = y_model_upscaler(load_model(find_model(model, "sr", scale, seed))[0], default_device())
+    scores, _ = evaluate_images(upscale, iter_folder(hr_dir, min_size=scale * 2 + 11), scale)  # streamed
+    if not scores:
+        raise UsageError(f"--hr-dir {hr_dir}: no usable images")
+    mean = summarize(scores)
+    width = max([4] + [len(s.name) for s in scores])
+    typer.echo(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
+    for s in scores:
+        typer.echo(f"{s.name:<{width}}  {s.psnr:8.3f}  {s.ssim:7.4f}")
+    typer.echo(f"{'mean':<{width}}  {mean['psnr']:8.3f}  {mean['ssim']:7.4f}")
+    if json_out:
+        write_json(json_out, {"model": model, "scale": scale, "images": mean["images"], "psnr": mean["psnr"],
+                              "ssim": mean["ssim"],
+                              "per_image": [{"name": s.name, "psnr": s.psnr, "ssim": s.ssim} for s in scores]})

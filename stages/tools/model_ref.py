@@ -1,0 +1,71 @@
+"""--model for the commands that use an exported model: a trained variant's name, a model folder (or
+its model.pt), an MLflow run (``runs:/<run id>``) whose artifacts hold model.pt and model.json, or a
+registered model (``models:/<name>@<alias>`` or ``models:/<name>/<version>``), read from its run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipeline.config.schema import NAME
+from pipeline.tasks.models import read_spec
+from stages.common import MODELS, ROOT, UsageError, params
+
+MODEL_HELP = ("a trained variant's name, a model folder (or its model.pt), runs:/<MLflow run id>, "
+              "or models:/<registered name>@<alias> (or /<version>)")
+
+
+def _from_store(ref: str) -> Path:
+    """The model.pt and model.json of the run ``ref`` names (``runs:/`` or ``models:/``), downloaded from
+    the tracking store into a temporary folder."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.store import resolve_store
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or resolve_store(params().tracking, ROOT).uri
+    client = MlflowClient(uri)
+    dest = Path(tempfile.mkdtemp(prefix="lstmvision-model-"))
+    try:
+        if ref.startswith("models:/"):
+            name, _, version = ref.removeprefix("models:/").partition("/")
+            name, _, alias = name.partition("@")
+            found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+            run_id = found.run_id
+        else:
+            run_id = ref.removeprefix("runs:/").strip("/").split("/")[0]
+        for file in ("model.json", "model.pt"):
+            client.download_artifacts(run_id, file, str(dest))
+    except (MlflowException, OSError) as exc:
+        raise UsageError(f"--model {ref}: no model.pt/model.json found in {uri} "
+                         f"({str(exc).splitlines()[0][:160]})") from None
+    return dest
+
+
+def _trained(variant: str, task: str, scale: int | None, seed: int | None) -> list[Path]:
+    """models/<variant>/s<seed>[/x<scale>] folders, lowest seed (then scale) first."""
+    pattern = f"{variant}/s{seed if seed is not None else '[0-9]*'}"
+    if task == "sr":
+        pattern += f"/x{scale or '[0-9]*'}"
+    return sorted(MODELS.glob(pattern), key=lambda f: [int(part[1:]) for part in f.relative_to(MODELS).parts[1:]])
+
+
+def find_model(ref: str, task: str, scale: int | None = None, seed: int | None = None) -> Path:
+    """The folder of the model ``ref`` names, checked to be a ``task`` model (at ``scale`` for SR).
+    A variant name picks its lowest trained seed unless ``seed`` is given."""
+    if ref.startswith(("runs:/", "models:/")):
+        candidates = [_from_store(ref)]
+    else:
+        trained = _trained(ref, task, scale, seed) if NAME.match(ref) else []
+        candidates = [Path(ref), Path(ref).parent, *trained[:1]]
+    for candidate in candidates:
+        if (candidate / "model.json").is_file():
+            spec = read_spec(candidate)
+            if spec["task"] != task:
+                raise UsageError(f"{candidate} is a {spec['task']} model, not a {task} one")
+            if task == "sr" and scale and spec["data_args"].get("scale") != scale:
+                raise UsageError(f"{candidate} is a x{spec['data_args'].get('scale')} model, not x{scale}")
+            return candidate
+    at = f" at x{scale}" if task == "sr" and scale else ""
+    raise UsageError(f"--model {ref}: not a trained {task} variant{at}, a model folder, runs:/ or models:/")
