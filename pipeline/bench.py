@@ -15,13 +15,13 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from pipeline.config.schema import Optim
-from pipeline.tasks.classification.data import batch_loader
-from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
-from pipeline.tasks.lit import ClassifierModule
-from pipeline.tasks.models import build
-from pipeline.tasks.classification.lstm_gates import GateLSTM
+from pipeline.data.batches import batch_loader
 from pipeline.data.patches import extract_pairs
 from pipeline.imaging.resize import imresize
+from pipeline.tasks.classification.lstm_gates import GateLSTM
+from pipeline.tasks.classification.train import ClassifierModule
+from pipeline.tasks.models import build
+from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
 from pipeline.training.loop import quiet_lightning
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 import typer
 
-from pipeline.core.atomic import write_json
 from pipeline.bench import (
     evaluation_memory,
     lightning_vs_bare_loop,
@@ -16,12 +15,13 @@ from pipeline.bench import (
     resize_vs_pillow,
     summary_rows,
 )
+from pipeline.core.atomic import write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command
 
 
 @command
-def bench(
+def main(
     json_out: Path = typer.Option(None, "--json", help="also write the figures here"),
     size: str = typer.Option("full", help="'full' for figures to quote, 'quick' (small shapes) for a smoke test"),
 ) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -51,16 +50,6 @@ def names_hint(what: str) -> str:
         except (OSError, yaml.YAMLError, KeyError, TypeError):
             names = []
     return f"one of: {', '.join(names)}" if names else "(none found here)"
-
-
-def check_json_out(path: Path | None) -> None:
-    """--json OUT is checked before minutes of computation, not after."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(f"--json {path}: is a folder")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise UsageError(f"--json {path}: cannot write into {path.parent}")
 
 
 def command(fn):

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 @command
-def download() -> None:
+def main() -> None:
     """Fetch or load the datasets; optional benchmark sets that cannot be had are recorded as unavailable."""
     p = params()
     required = [p.data.classification.source, *p.data.sr.train, p.data.sr.test]

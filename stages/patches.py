@@ -7,13 +7,13 @@ import time
 import numpy as np
 
 from pipeline.core.atomic import atomic_dir
-from pipeline.imaging.images import load_folder
 from pipeline.data.patches import extract_dataset
+from pipeline.imaging.images import load_folder
 from stages.common import PREPARED, RAW, command, params
 
 
 @command
-def patches() -> None:
+def main() -> None:
     """LR/HR Y patches per scale, one memory-mappable array pair per scale."""
     p = params()
     cfg = p.data.sr

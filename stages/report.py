@@ -12,14 +12,16 @@ import json
 import pandas as pd
 
 from pipeline.core.atomic import atomic_dir, write_json, write_text
-from pipeline.report.render import build_report, comparison_curves, html_page
-from pipeline.tracking.registry import champions
-from pipeline.tracking.store import crown_champions, git_commit, log_test_metrics, resolve_store
+from pipeline.report.champions import champions, crown
+from pipeline.report.render import build_report, html_page
+from pipeline.report.tables import comparison_curves
+from pipeline.tracking.results import log_test_metrics
+from pipeline.tracking.store import git_commit, resolve_store
 from stages.common import EVAL, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, command, params
 
 
 @command
-def report() -> None:
+def main() -> None:
     """Write the leaderboard report of every enabled variant: mean ± std over seeds, ties called ties."""
     p = params()
     store = resolve_store(p.tracking, ROOT)  # an unreachable server fails before anything is written
@@ -36,6 +38,6 @@ def report() -> None:
         write_text(PLOTS / "compare" / f"{task}.csv", table.to_csv(index=False))
     log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
                               json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])
-    crowned = crown_champions(store, champions(summary, METRICS, MODELS, p.data.sr.test))
+    crowned = crown(store, champions(summary, METRICS, MODELS, p.data.sr.test))
     print(f"wrote {REPORTS}/report.md and report.html; test metrics logged to the MLflow runs of {len(names)} "
           f"variants x {len(p.seeds)} seeds; champion: {', '.join(crowned) or 'none registered'}")

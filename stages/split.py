@@ -10,7 +10,7 @@ from stages.common import PREPARED, RAW, command, params
 
 
 @command
-def split() -> None:
+def main() -> None:
     """Seeded, stratified train/val/test split (a published test split is kept as it is)."""
     p = params()
     cfg = p.data.classification

@@ -2,28 +2,43 @@
 
 All seeds run in one process: a train process spends seconds importing torch,
 Lightning and MLflow, which one stage per (variant, seed) would pay again and
-again. A seed finished earlier is reused from the work folder, so adding a
-seed trains only the new one. With several devices the command starts one
-process per device (pipeline/training/distributed.py) and global rank 0 writes.
+again. A training finished earlier is reused from the work folder (the seed
+was there before, or only comments or packaging changed), so adding a seed
+trains only the new one. Each finished training is then packaged as an MLflow
+Model and registered, again (without training) when the packaging code
+changed. With several devices the command starts one process per device
+(pipeline/training/distributed.py) and global rank 0 writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import pandas as pd
 import typer
 
+from pipeline import tasks
 from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
-from pipeline.training.distributed import batch_per_device, check_launch, devices_per_node, global_rank, launch_local, launched
-from pipeline.tasks.models import model_folder
-from pipeline.tracking.store import resolve_store
-from pipeline.training.loop import train
+from pipeline.tracking.registry import package
+from pipeline.tracking.store import resolve_store, run_exists
+from pipeline.training.distributed import (
+    batch_per_device,
+    check_launch,
+    devices_per_node,
+    global_rank,
+    launch_local,
+    launched,
+)
+from pipeline.training.loop import train, work_folder
+from pipeline.training.spec import Places, Training
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
+
+log = logging.getLogger(__name__)
 
 
 @command
-def train_cmd(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}")) -> None:
+def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}")) -> None:
     """Train variant NAME with Lightning for every seed in params.yaml; every run is tracked in MLflow."""
     p = params()
     if name not in p.variants:
@@ -36,21 +51,37 @@ def train_cmd(name: str = typer.Argument(..., help=f"a variant of params.yaml, {
         with lock:
             launch_local(devices_per_node(p.trainer), ["train", name], f"train {name}")
         return
-    trainings = [(seed, scale) for seed in p.seeds for scale in (p.data.sr.scales if variant.task == "sr" else [None])]
-    if global_rank() != 0:
-        for seed, scale in trainings:
-            train(name, variant, p, PREPARED, None, WORK, None, ROOT, seed, scale)
+    trainings = [Training(name, variant, p, seed, scale)
+                 for seed in p.seeds for scale in tasks.training(variant.task).scales(p)]
+    rank = global_rank()
+    if rank != 0:  # trains in step with rank 0, which alone writes and talks to MLflow
+        for t in trainings:
+            train(t, Places(ROOT, PREPARED, WORK, None, MODELS / name), rank)
         return
     store = resolve_store(p.tracking, ROOT)
     runs, curves = [], []
     with lock if not launched() else contextlib.nullcontext(), atomic_dir(MODELS / name) as tmp:
-        for seed, scale in trainings:
-            r = train(name, variant, p, PREPARED, model_folder(tmp, seed, scale), WORK, store, ROOT, seed, scale)
-            runs.append({"seed": seed, "scale": scale, "run_id": r.run_id, "params_count": r.params_count,
+        places = Places(ROOT, PREPARED, WORK, store, tmp)
+        for t in trainings:
+            r = train(t, places, rank)
+            runs.append({"seed": t.seed, "scale": t.scale, "run_id": r.run_id, "params_count": r.params_count,
                          "train_time_s": r.train_time_s, "epochs": r.epochs, "best_val": r.best})
-            curves += [{"seed": seed, "scale": scale or "", **row} for row in r.history]
-            label = f"{name} x{scale} seed {seed}" if scale else f"{name} seed {seed}"
-            print(f"{label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
+            curves += [{"seed": t.seed, "scale": t.scale or "", **row} for row in r.history]
+            print(f"{t.label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
                   f"(MLflow run {r.run_id})", flush=True)
+            _package(t, places, r.run_id)
         write_json(tmp / "runs.json", runs)
         write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))
+
+
+def _package(t: Training, places: Places, run_id: str) -> None:
+    """The finished training as its run's MLflow Model, registered (pipeline/tracking/registry.py)."""
+    if not run_exists(places.store, run_id):  # reused from a training tracked in another store, or deleted since
+        log.warning("%s: MLflow run %s is not in %s; its model is not registered", t.run_name, run_id,
+                    places.store.uri)
+        return
+    work = work_folder(t, places)
+    version = package(places.store, run_id, work / "export", work / "example.png", work / "packaged.json", t.name,
+                      t.task, t.scale)
+    if version is not None:
+        print(f"{t.label}: registered as version {version}", flush=True)

@@ -7,9 +7,9 @@ import weakref
 import pytest
 import torch
 
-from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
-from pipeline.report.published import published_classification, published_sr
 from pipeline.data.sources import MIRROR_SETS
+from pipeline.report.published import published_classification, published_sr
+from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
 
 BICUBIC = published_sr().query("method == 'bicubic'")
 # A faithful evaluator lands within a few hundredths of the published figures (sources of the

@@ -97,7 +97,7 @@ def test_flatten():
 
 
 def test_every_profile_applies_and_the_gpu_profile_keeps_the_paper_protocol(tmp_path, root):
-    from stages.tools.profile import apply_profile
+    from pipeline.config.profiles import apply_profile
 
     shutil.copytree(root / "profiles", tmp_path / "profiles")
     applied = {}

@@ -13,10 +13,10 @@ from PIL import Image
 from pipeline.config.schema import UrlSource
 from pipeline.core.errors import ImageError, SourceError
 from pipeline.data.idx import idx_to_arrays, read_idx
-from pipeline.imaging.images import load_folder, load_image
 from pipeline.data.patches import extract_dataset, extract_pairs, to_y8
-from pipeline.imaging.resize import imresize
 from pipeline.data.sources import MIRROR_SETS, MirrorSet, download_files, materialize
+from pipeline.imaging.images import load_folder, load_image
+from pipeline.imaging.resize import imresize
 
 
 def test_embedded_mnist(tmp_path):

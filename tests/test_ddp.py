@@ -63,7 +63,7 @@ def prepared(tiny, cli, set_params):
 
 
 def _train(project, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=project, text=True,
+    return subprocess.Popen([sys.executable, "-m", "stages.cli", "train", "lstm_row"], cwd=project, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
@@ -120,7 +120,7 @@ def test_two_torchrun_nodes_over_loopback_train_one_model(prepared, free_port, s
     port = str(free_port())
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
                                "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port,
-                               "-m", "stages", "train", "lstm_row"], cwd=prepared, text=True,
+                               "-m", "stages.cli", "train", "lstm_row"], cwd=prepared, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for rank in (0, 1)]
     outs = [node.communicate(timeout=600) for node in nodes]

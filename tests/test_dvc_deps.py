@@ -1,19 +1,40 @@
-"""Results follow the code: every stage's deps are exactly the project files its command imports."""
+"""Results follow the code: every stage's deps are exactly the project files its command runs, and the
+layering keeps report-time code, user tools and the other task out of trainings."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.core.codedeps import closure
-from stages.cli import COMMANDS
+from pipeline.core.codedeps import closure, stage_closure
+from pipeline.tasks import loaded_by_name
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-# Files a module reads at run time besides imports (package data).
+# What a stage imports by name (pipeline.tasks), beside what its module imports.
+TASK_PARTS = {"train_classification": loaded_by_name("classification", "train"),
+              "train_sr": loaded_by_name("sr", "train"),
+              "evaluate_classification": loaded_by_name("classification", "evaluate"),
+              "evaluate_sr": loaded_by_name("sr", "evaluate"),
+              "baseline": loaded_by_name("sr", "evaluate")}
+# Files a module reads at run time besides imports (package data, the served model's code).
 DATA_FILES = {"pipeline/data/sources.py": {"pipeline/data/catalog/sha256sums.txt"},
               "pipeline/report/published.py": {"pipeline/report/catalog/published_classification.csv",
-                                        "pipeline/report/catalog/published_sr.csv"}}
+                                               "pipeline/report/catalog/published_sr.csv"},
+              "pipeline/tracking/registry.py": {"pipeline/tracking/served_model.py"}}
+
+
+def _rel(files) -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in files}
+
+
+def expected_deps(stage: str) -> set[str]:
+    spec = STAGES[stage].get("do", STAGES[stage])
+    python, flag, package, command = spec["cmd"].split()[:4]
+    assert (python, flag, package) == ("python", "-m", "stages"), f"{stage}: run it as `python -m stages ...`"
+    parts = TASK_PARTS.get(stage, [])
+    imported = _rel(stage_closure(command, *parts))
+    return imported | {f for module in imported for f in DATA_FILES.get(module, ())}
 
 
 def _code_deps(deps: list[str]) -> set[str]:
@@ -29,26 +50,24 @@ def _code_deps(deps: list[str]) -> set[str]:
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_deps_are_its_import_closure(stage):
-    spec = STAGES[stage].get("do", STAGES[stage])
-    command = spec["cmd"].split()[1]
-    imported = {p.relative_to(ROOT).as_posix() for p in closure("stages.cli", COMMANDS[command][0])}
-    expected = imported | {f for module in imported for f in DATA_FILES.get(module, ())}
-    declared = _code_deps(spec["deps"])
+    expected = expected_deps(stage)
+    declared = _code_deps(STAGES[stage].get("do", STAGES[stage])["deps"])
     assert not expected - declared, f"{stage} imports but does not list: {sorted(expected - declared)}"
     assert not declared - expected, f"{stage} lists but never imports: {sorted(declared - expected)}"
 
 
-def test_closure_follows_function_level_and_package_imports(tmp_path):
-    files = {p.relative_to(ROOT).as_posix() for p in closure("stages.train")}
-    assert "pipeline/tasks/classification/lstm_gates.py" in files  # through pipeline.tasks.models -> classifiers
-    assert "pipeline/models/__init__.py" in files and "stages/__init__.py" in files
-    assert "pipeline/report/render.py" not in files and "pipeline/tasks/sr/metrics.py" not in files
+def test_closure_follows_function_level_and_package_imports():
+    files = _rel(closure("stages.train"))
+    assert "pipeline/training/distributed.py" in files  # a package's module, through `from ... import`
+    assert "pipeline/tasks/__init__.py" in files and "stages/__init__.py" in files
 
 
-def test_checkpoint_key_hashes_the_train_stage_deps():
-    from pipeline.core.codedeps import digest
-    from pipeline.training.loop import code_digest
-
-    train = STAGES["train_classification"]["do"]
-    declared = sorted(ROOT / f for f in _code_deps(train["deps"]))
-    assert code_digest() == digest(declared)
+@pytest.mark.parametrize("task,other", [("classification", "sr"), ("sr", "classification")])
+def test_a_training_imports_its_task_alone_and_no_report_time_code_or_tools(task, other):
+    train = expected_deps(f"train_{task}")
+    assert not {f for f in train if f.startswith(f"pipeline/tasks/{other}/")}
+    assert not {f for f in train if f.startswith(("pipeline/report/", "stages/tools/", "pipeline/data/fetch"))}
+    assert {"stages/cli.py", "pipeline/tracking/results.py", "pipeline/tracking/team.py"}.isdisjoint(train)
+    evaluate = expected_deps(f"evaluate_{task}")
+    assert not {f for f in evaluate if f.startswith((f"pipeline/tasks/{other}/", "pipeline/report/",
+                                                     "pipeline/training/", "pipeline/tracking/"))}

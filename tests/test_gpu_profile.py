@@ -27,16 +27,12 @@ pytestmark = pytest.mark.slow
 # torch, Lightning and MLflow are paid once instead of 30 times.
 DRIVER = """
 import sys
-from stages.download import download
-from stages.evaluate import evaluate_cmd
-from stages.patches import patches
-from stages.split import split
-from stages.train import train_cmd
+import stages.download, stages.evaluate, stages.patches, stages.split, stages.train
 
-download(); split(); patches()
+stages.download.main(); stages.split.main(); stages.patches.main()
 for name in sys.argv[1:]:
-    train_cmd(name)
-    evaluate_cmd(name)
+    stages.train.main(name)
+    stages.evaluate.main(name)
 """
 
 

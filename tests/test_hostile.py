@@ -25,13 +25,13 @@ def _one_line(proc, code: int, needle: str) -> None:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, copy_project, set_params):
     """A tiny project with its data downloaded, split and patched (copied by each test)."""
-    from stages.tools.profile import apply_profile
+    from pipeline.config.profiles import apply_profile
 
     root = copy_project(tmp_path_factory.mktemp("prepared") / "p")
     apply_profile(root, "tiny")
     set_params(root, seeds=[1])
     for stage in ("download", "split", "patches"):
-        proc = subprocess.run([sys.executable, "-m", "stages", stage], cwd=root, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "stages.cli", stage], cwd=root, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     return root
 
@@ -72,7 +72,7 @@ def _training_past_its_first_checkpoint(p, set_params, epochs: int) -> subproces
                      "variants.lstm_row.optim.epochs": epochs})
     # an earlier case's checkpoint (same params, same run key) would satisfy the wait below at once
     shutil.rmtree(p / ".lstmvision" / "work" / "lstm_row_s1", ignore_errors=True)
-    proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "stages.cli", "train", "lstm_row"], cwd=p, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not list((p / ".lstmvision/work").glob("lstm_row_s1/*/checkpoints/last.ckpt")):
@@ -100,7 +100,7 @@ def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_is_refus
     stale.mkdir(parents=True)
     set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
                      "variants.lstm_row.optim.epochs": 30})
-    first = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=p,
+    first = subprocess.Popen([sys.executable, "-m", "stages.cli", "train", "lstm_row"], cwd=p,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (p / ".lstmvision/locks/train-lstm_row.lock").exists() or stale.exists():

@@ -4,11 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline import tasks
 from pipeline.config.architectures import ARCHITECTURES
-from pipeline.tasks.models import NETWORKS, build, count_parameters
-from pipeline.tasks.classification.lstm_gates import GateLSTM
-from pipeline.tasks.sr.networks import bicubic_upscale
 from pipeline.imaging.resize import imresize
+from pipeline.tasks.classification.lstm_gates import GateLSTM
+from pipeline.tasks.models import build, count_parameters
+from pipeline.tasks.sr.networks import bicubic_upscale
 
 CLS_INPUTS = {"rows": (4, 28, 28), "pixels": (4, 49, 1), "permuted": (4, 49, 1), "image": (4, 1, 28, 28)}
 
@@ -25,8 +26,9 @@ def test_classifiers_produce_logits(arch):
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_every_option_is_a_constructor_argument_with_the_same_default(arch):
     """The options schema (what params may say) and the network (what it accepts) agree."""
-    assert set(NETWORKS) == set(ARCHITECTURES)
-    accepted = inspect.signature(NETWORKS[arch]).parameters
+    spec = ARCHITECTURES[arch]
+    assert set(tasks.networks(spec.task)) == {a for a, s in ARCHITECTURES.items() if s.task == spec.task}
+    accepted = inspect.signature(tasks.networks(spec.task)[arch]).parameters
     for name, field in ARCHITECTURES[arch].options.model_fields.items():
         assert name in accepted, f"{arch}: option {name} is not a constructor argument"
         assert accepted[name].default == field.default, f"{arch}.{name}: defaults differ"

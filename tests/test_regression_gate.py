@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.core.errors import InputError
 from pipeline.report.gate import compare, summaries
-from pipeline.report.stats import holm, mcnemar, signed_rank, summary, welch_margin
+from pipeline.report.stats import holm, mcnemar, signed_rank, welch_margin
+from pipeline.tasks.summary import summary
 
 FLOOR = {"accuracy": 0.005, "psnr": 0.02}
 

@@ -35,7 +35,7 @@ def _rest(team, endpoint: str, user: str | None = "alice", **query) -> dict:
 @pytest.fixture(scope="module")
 def prepared(copy_project, tmp_path_factory, cli, set_params):
     """The tiny profile with its data downloaded and split, one seed: trainings start from a copy of it."""
-    from stages.tools.profile import apply_profile
+    from pipeline.config.profiles import apply_profile
 
     project = copy_project(tmp_path_factory.mktemp("team-data") / "project")
     apply_profile(project, "tiny")
@@ -193,7 +193,7 @@ def test_a_user_writes_once_granted_and_two_trainings_at_once_both_land(team, cl
 
     # Both at the same moment, into the same experiment and registered model.
     alices = clone("alice")
-    procs = [subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=where, text=True,
+    procs = [subprocess.Popen([sys.executable, "-m", "stages.cli", "train", "lstm_row"], cwd=where, text=True,
                               env={**os.environ, **team.env(user)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for where, user in ((alices, "alice"), (bobs, "bob"))]
     for proc in procs:
@@ -216,7 +216,7 @@ def test_server_stopped_mid_training_fails_in_one_line_and_writes_nothing(team, 
     project = clone("stopped")
     set_params(project, **{"variants.lstm_row.optim.epochs": 50})
     env = {**os.environ, **team.env("alice", uri=f"http://127.0.0.1:{port}")}
-    proc = subprocess.Popen([sys.executable, "-m", "stages", "train", "lstm_row"], cwd=project, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "stages.cli", "train", "lstm_row"], cwd=project, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in proc.stdout:
         if "epoch 1/50" in line:

@@ -4,7 +4,8 @@ import mlflow
 import yaml
 
 from pipeline.config.schema import Tracking
-from pipeline.tracking.store import REPORT_TAG, log_test_metrics, open_run, resolve_store
+from pipeline.tracking.results import REPORT_TAG, log_test_metrics
+from pipeline.tracking.store import open_run, resolve_store
 from pipeline.training.loop import dataset_digest
 
 
@@ -53,11 +54,13 @@ def test_dataset_digest_is_dvcs_hash_only_while_it_describes_the_folder(tmp_path
 
 def test_run_param_names_are_shared_and_never_collide(root):
     from pipeline.config.schema import load_params
-    from pipeline.training.loop import how_it_ran, run_params
+    from pipeline.training.hardware import how_it_ran
+    from pipeline.training.identity import run_params
+    from pipeline.training.spec import Training
 
     p = load_params(root / "params.yaml")
     for name, variant in p.variants.items():
-        params = run_params(name, variant, p, seed=1, scale=2)
+        params = run_params(Training(name, variant, p, seed=1, scale=2))
         sources = [7, len(variant.options()), len(variant.optim.model_dump()), len(how_it_ran(p, 64))]
         assert len(params) == sum(sources), f"{name}: a model option shadows a run, optimiser or hardware param"
         assert {"arch", "view", "seed", "lr", "epochs", "batch_size", "precision", "world_size"} <= params.keys()

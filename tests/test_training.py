@@ -12,7 +12,9 @@ from pipeline.config.schema import parse_params
 from pipeline.tasks.classification.data import pixel_permutation, sequence_view
 from pipeline.tasks.models import load_model
 from pipeline.tracking.store import resolve_store
-from pipeline.training.loop import deterministic_for, precision_for, train
+from pipeline.training.hardware import deterministic_for, precision_for
+from pipeline.training.loop import train
+from pipeline.training.spec import Places, Training
 
 
 def _synthetic_classification(folder, n=96, side=28, seed=0):
@@ -32,9 +34,9 @@ def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name, root):
     params = parse_params(raw)
     _synthetic_classification(tmp_path / "prepared" / "classification")
     store = resolve_store(params.tracking, tmp_path)
-    result = train(name, params.variants[name], params, tmp_path / "prepared", tmp_path / "out",
-                   tmp_path / "work", store, tmp_path, seed=7)
-    net, spec = load_model(tmp_path / "out")
+    result = train(Training(name, params.variants[name], params, seed=7),
+                   Places(tmp_path, tmp_path / "prepared", tmp_path / "work", store, tmp_path / "out"))
+    net, spec = load_model(tmp_path / "out" / "s7")
     assert spec["view"] in ("pixels", "permuted") and spec["data_args"]["input_size"] == 1
     assert net(torch.rand(2, 784, 1)).shape == (2, 10)
     assert len(result.history) == 1
@@ -61,12 +63,12 @@ def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
     store = resolve_store(params.tracking, tmp_path)
 
     def run(out):
-        return train("lstm_row", params.variants["lstm_row"], params, tmp_path / "prepared", tmp_path / out,
-                     tmp_path / "work", store, tmp_path, seed=3)
+        return train(Training("lstm_row", params.variants["lstm_row"], params, seed=3),
+                     Places(tmp_path, tmp_path / "prepared", tmp_path / "work", store, tmp_path / out))
 
     first, again = run("a"), run("b")
     assert again == first  # same run, same figures: read back, not trained again
-    assert (tmp_path / "b" / "model.pt").read_bytes() == (tmp_path / "a" / "model.pt").read_bytes()
+    assert (tmp_path / "b/s3/model.pt").read_bytes() == (tmp_path / "a/s3/model.pt").read_bytes()
     runs = mlflow.MlflowClient(store.uri).search_runs([mlflow.MlflowClient(store.uri)
                                                       .get_experiment_by_name("classification").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"

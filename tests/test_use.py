@@ -15,9 +15,9 @@ from PIL import Image
 from skimage import data as skdata
 
 from pipeline.imaging.images import load_image
-from pipeline.tasks.sr.metrics import psnr_y
-from pipeline.tasks.models import build, save_model
 from pipeline.imaging.resize import imresize
+from pipeline.tasks.models import build, save_model
+from pipeline.tasks.sr.metrics import psnr_y
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_upscale_a_large_photo_in_bounded_memory(tmp_path):
     # Peak resident memory of the command alone: the one child of a fresh interpreter.
     probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "stages", "upscale",
+    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "stages.cli", "upscale",
                            str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"), "--model", str(model),
                            "--json", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

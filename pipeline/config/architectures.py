@@ -68,3 +68,11 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "lsrcnn": ArchSpec("sr", SROptions),
     "cnn_sr": ArchSpec("sr", SROptions),
 }
+
+# Untrained baselines scored beside the variants, by name, and their task (`lstmvision evaluate bicubic`).
+BASELINES: dict[str, str] = {"bicubic": "sr"}
+
+
+def task_of(name: str, variants: dict) -> str:
+    """The task of a baseline or of a variant of params.yaml (``variants``: name -> Variant)."""
+    return BASELINES[name] if name in BASELINES else variants[name].task

@@ -4,8 +4,10 @@ params.yaml is also the single source of defaults: every knob is required here,
 except those whose absence means "off" (``limit``, ``max_patches``, ``grad_clip``,
 ...). Model options default in pipeline.config.architectures, next to their bounds.
 
-A bad value raises :class:`ParamsError` whose message is one line naming the
-key path and what was expected; the CLI turns it into exit code 2.
+Validation is one phase: the schema itself checks each variant against its
+architecture (task, view, options), so a Params object is valid in full. A bad
+value raises :class:`ParamsError` whose message is one line naming the key path
+and what was expected; the CLI turns it into exit code 2.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pipeline.config.architectures import ARCHITECTURES
+from pipeline.config.architectures import ARCHITECTURES, BASELINES
 from pipeline.core.errors import ParamsError
 
 # Variant names become folder and file names (models/NAME, metrics/NAME.json) and DVC stage keys.
@@ -190,7 +192,7 @@ class Params(Strict):
     @model_validator(mode="after")
     def _run_names_known(self):
         for name in self.variants:
-            if not NAME.match(name) or name == "bicubic":
+            if not NAME.match(name) or name in BASELINES:
                 raise ValueError(f"variants: '{name}' must be lower-case letters, digits and _ "
                                  "(it names folders), and not 'bicubic' (the untrained baseline)")
         for task in ("classification", "sr"):
@@ -200,6 +202,27 @@ class Params(Strict):
                     raise ValueError(f"run.{task}: '{name}' is not a key of variants")
             if len(set(names)) != len(names):
                 raise ValueError(f"run.{task}: a variant is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _variants_fit_their_architectures(self):
+        """Each variant's architecture, task, view and model options (the architecture's own schema)."""
+        for name, variant in self.variants.items():
+            where = f"variants.{name}"
+            spec = ARCHITECTURES.get(variant.arch)
+            if spec is None:
+                raise ValueError(f"{where}.arch: unknown '{variant.arch}', expected one of "
+                                 f"{', '.join(sorted(ARCHITECTURES))}")
+            for task in ("classification", "sr"):
+                if name in getattr(self.run, task) and spec.task != task:
+                    raise ValueError(f"run.{task}: '{name}' has {spec.task} architecture '{variant.arch}'")
+            if spec.views and variant.view not in spec.views:
+                raise ValueError(f"{where}.view: '{variant.view}' not supported by {variant.arch}, "
+                                 f"expected one of {', '.join(spec.views)}")
+            try:
+                spec.options.model_validate(variant.model)
+            except ValidationError as exc:
+                raise ValueError(_one_line(exc, f"{where}.model").removeprefix("params.yaml: ")) from None
         return self
 
     def enabled(self, task: str) -> dict[str, Variant]:
@@ -214,29 +237,6 @@ def _one_line(exc: ValidationError, prefix: str = "") -> str:
     return f"params.yaml: {path + ': ' if path else ''}{msg}{more}"
 
 
-def check_variants(params: Params) -> None:
-    """Each variant's architecture, task, view and model options (the architecture's schema)."""
-
-    def bad(where: str, what: str) -> ParamsError:
-        return ParamsError(f"params.yaml: {where}: {what}")
-
-    for name, variant in params.variants.items():
-        where = f"variants.{name}"
-        spec = ARCHITECTURES.get(variant.arch)
-        if spec is None:
-            raise bad(f"{where}.arch", f"unknown '{variant.arch}', expected one of {', '.join(sorted(ARCHITECTURES))}")
-        for task in ("classification", "sr"):
-            if name in getattr(params.run, task) and spec.task != task:
-                raise bad(f"run.{task}", f"'{name}' has {spec.task} architecture '{variant.arch}'")
-        if spec.task == "classification" and variant.view not in spec.views:
-            raise bad(f"{where}.view", f"'{variant.view}' not supported by {variant.arch}, "
-                                       f"expected one of {', '.join(spec.views)}")
-        try:
-            spec.options.model_validate(variant.model)
-        except ValidationError as exc:
-            raise ParamsError(_one_line(exc, f"{where}.model")) from None
-
-
 def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: the top level must be a mapping")
@@ -244,7 +244,6 @@ def parse_params(raw: Any) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(_one_line(exc)) from None
-    check_variants(params)
     return params
 
 

@@ -1,10 +1,11 @@
 """Which project source files a module imports, directly or through others.
 
 One answer for two questions: which files a DVC stage must list as deps
-(tests/test_dvc_deps.py derives them from here), and which code a training
-checkpoint belongs to (its resume key hashes exactly the train stage's files).
+(tests/test_dvc_deps.py derives them from here), and which code a finished
+training or a packaged model belongs to (their keys hash the files' code).
 Imports are read from the source (every ``import`` statement, function-level
-ones included), not executed.
+ones included), not executed. A task's parts are imported by name at run time
+(pipeline.tasks); a stage names the part it runs (``stage_closure``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "stages")
 
 
-def _file(module: str) -> Path | None:
+def source_file(module: str) -> Path | None:
     base = PROJECT.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -31,7 +32,7 @@ def _with_parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _imports(module: str, path: Path) -> set[str]:
+def imports(module: str, path: Path) -> set[str]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -56,17 +57,44 @@ def closure(*modules: str) -> list[Path]:
         module = todo.pop()
         if module in seen:
             continue
-        path = _file(module)
+        path = source_file(module)
         if path is None:  # a name imported from a module, not a module itself
             continue
         seen[module] = path
-        todo.extend(m for imported in _imports(module, path) for m in _with_parents(imported))
+        todo.extend(m for imported in imports(module, path) for m in _with_parents(imported))
     return sorted(set(seen.values()))
 
 
+def stage_closure(stage: str, *parts: str) -> list[Path]:
+    """The files ``python -m stages STAGE`` runs: the stage runner, the stage's module and what they import,
+    plus the task parts (modules) it imports by name."""
+    return closure("stages.__main__", f"stages.{stage}", *parts)
+
+
+class _Docstrings(ast.NodeTransformer):
+    """Drops every module, class and function docstring: prose, not computation."""
+
+    def _strip(self, node):
+        self.generic_visit(node)
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _strip
+
+
+def code_of(path: Path) -> str:
+    """A source file's code without comments, docstrings or formatting: its syntax tree, docstrings removed."""
+    tree = _Docstrings().visit(ast.parse(path.read_text(), str(path)))
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 def digest(files: list[Path]) -> str:
-    """sha256 over the files' project-relative paths and contents."""
+    """sha256 over the files' project-relative paths and code (``code_of``): a comment, a docstring or a
+    reformatting leaves it unchanged, any change to what runs does not."""
     h = hashlib.sha256()
     for path in files:
-        h.update(path.relative_to(PROJECT).as_posix().encode() + b"\0" + path.read_bytes())
+        h.update(path.relative_to(PROJECT).as_posix().encode() + b"\0" + code_of(path).encode() + b"\0")
     return h.hexdigest()

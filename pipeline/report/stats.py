@@ -1,6 +1,6 @@
 """The statistics behind the report's calls and the regression gate, stated in one place.
 
-* Spread: mean and sample standard deviation (ddof 1) over seeds, with n.
+* Spread: mean and sample standard deviation (ddof 1) over seeds, with n (pipeline.tasks.summary).
 * Classifiers, A vs B: exact McNemar test (two-sided binomial on the discordant
   pairs) over per-image correctness, pairs matched by (image, seed) and pooled
   over seeds. Pooling treats the seeds' pairs as independent, which they are
@@ -19,14 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
-
-
-def summary(per_seed: dict[str, float], digits: int) -> dict:
-    """{"mean", "std", "n", "seeds": {seed: value}}: plain keys that `dvc metrics` flattens."""
-    values = np.array(list(per_seed.values()), dtype=float)
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": round(float(values.mean()), digits), "std": round(std, digits), "n": len(values),
-            "seeds": {str(k): round(float(v), digits) for k, v in per_seed.items()}}
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:

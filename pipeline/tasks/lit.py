@@ -1,20 +1,20 @@
-"""LightningModules: what is optimised and what is logged; the networks live in pipeline.tasks.models."""
+"""The Lightning bases every task builds on: the training loop's step, metrics and optimiser
+(TaskModule), and loaders of whole batches (BatchedData). A task states its loss, its validation score
+and where its batches come from; networks live in the tasks' ``networks`` modules."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.image import PeakSignalNoiseRatio
 
 from pipeline.config.schema import Optim
 from pipeline.core.errors import DivergenceError
+from pipeline.data.batches import batch_loader
 
 
-class _Base(L.LightningModule):
+class TaskModule(L.LightningModule):
     """The loop shared by every task; a subclass states its loss, its validation score and monitor.
 
     The epoch's figures are torchmetrics objects: each process adds its own batches, and
@@ -69,36 +69,12 @@ class _Base(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-class ClassifierModule(_Base):
-    monitor, mode = "val_acc", "max"
+class BatchedData(L.LightningDataModule):
+    """Loaders of whole batches; under DDP each process reads its share of every global batch."""
 
-    def __init__(self, net: nn.Module, optim: Optim, num_classes: int):
-        super().__init__(net, optim, MulticlassAccuracy(num_classes, average="micro"))
+    batch_size: int
+    num_workers: int
 
-    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out, target)
-
-    def prediction(self, out: torch.Tensor) -> torch.Tensor:
-        return out
-
-
-class SRModule(_Base):
-    """L2 loss on Y in [0, 1]; validation PSNR of all validation patches together (a training signal, not the
-    protocol)."""
-
-    monitor, mode = "val_psnr", "max"
-
-    def __init__(self, net: nn.Module, optim: Optim):
-        super().__init__(net, optim, PeakSignalNoiseRatio(data_range=1.0))
-
-    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out, target)
-
-    def prediction(self, out: torch.Tensor) -> torch.Tensor:
-        return out.clamp(0, 1)
-
-
-def module_for(task: str, net: nn.Module, optim: Optim, data_args: dict) -> _Base:
-    if task == "classification":
-        return ClassifierModule(net, optim, data_args["num_classes"])
-    return SRModule(net, optim)
+    def _loader(self, dataset, seed: int | None):
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return batch_loader(dataset, self.batch_size, seed, self.num_workers, rank, world)

@@ -1,13 +1,13 @@
-"""Network registry: an architecture name in params.yaml -> the nn.Module that builds it.
+"""Networks by architecture name, and exported models: build, save, load, where they live.
 
-An explicit dict (no import-time scanning). Adding an architecture is a network
-here plus its options schema in pipeline.config.architectures; a variant of an
-existing one is a params.yaml entry.
+Each task's ``networks`` module maps its architecture names to constructors in an explicit dict (no
+import-time scanning), imported only for the task asked for. Adding an architecture is a network there
+plus its options schema in pipeline.config.architectures; a variant of an existing one is a params.yaml
+entry.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 from pathlib import Path
@@ -18,24 +18,16 @@ from torch import nn
 
 from pipeline.config.architectures import ARCHITECTURES
 from pipeline.core.errors import ModelError, first_line
-from pipeline.tasks.classification.networks import CNNLSTM, CRNN, RecurrentClassifier, StackedLSTM
-from pipeline.tasks.sr.networks import SRNet
-
-NETWORKS: dict[str, Any] = {
-    "recurrent": RecurrentClassifier,
-    "stacked_lstm": StackedLSTM,
-    "cnn_lstm": CNNLSTM,
-    "crnn": CRNN,
-    "lsrcnn": functools.partial(SRNet, body="lstm"),
-    "cnn_sr": functools.partial(SRNet, body="conv"),
-}
+from pipeline.tasks import networks
 
 
 def build(arch: str, data_args: dict[str, Any], options: dict[str, Any]) -> nn.Module:
     """The network with the data's shape arguments and the (validated) options; missing ones default."""
-    full = ARCHITECTURES[arch].options.model_validate(options).model_dump()
-    accepted = inspect.signature(NETWORKS[arch]).parameters
-    return NETWORKS[arch](**{k: v for k, v in data_args.items() if k in accepted}, **full)
+    spec = ARCHITECTURES[arch]
+    full = spec.options.model_validate(options).model_dump()
+    constructor = networks(spec.task)[arch]
+    accepted = inspect.signature(constructor).parameters
+    return constructor(**{k: v for k, v in data_args.items() if k in accepted}, **full)
 
 
 def model_folder(variant_dir: Path, seed: int, scale: int | None) -> Path:
@@ -63,8 +55,10 @@ def read_spec(folder: Path) -> dict:
     missing = [k for k in ("task", "arch", "model", "data_args") if not isinstance(spec, dict) or k not in spec]
     if missing:
         raise ModelError(f"{path}: incomplete, missing {', '.join(missing)}")
-    if spec["arch"] not in NETWORKS:
+    if spec["arch"] not in ARCHITECTURES:
         raise ModelError(f"{path}: unknown architecture '{spec['arch']}'")
+    if ARCHITECTURES[spec["arch"]].task != spec["task"]:
+        raise ModelError(f"{path}: architecture '{spec['arch']}' is not a {spec['task']} architecture")
     return spec
 
 
@@ -84,3 +78,8 @@ def load_model(folder: Path) -> tuple[nn.Module, dict]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def default_device() -> str:
+    """Where inference runs: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,8 +1,11 @@
 """Trained models as MLflow Models that serve: a pyfunc that prepares its own input (the same code as
-`lstmvision classify` / `upscale`; pipeline/tracking/served_model.py, which MLflow runs from the logged copy of
-this package, so training never imports it), with a signature and an input example, registered as a
-new version of one registered model per variant (per variant and scale for SR). The report marks each
-task's best version with the alias ``champion``.
+`lstmvision classify` / `upscale`; pipeline/tracking/served_model.py, which MLflow runs from the logged
+copy of this package, so training never imports it), with the task's signature and an input example,
+registered as a new version of one registered model per variant (per variant and scale for SR). The
+report marks each task's best version with the alias ``champion`` (pipeline.report.champions).
+
+Packaging is not training: the train stage packages a finished training after it, and again (without
+training) when this code changed, which ``packaging_digest`` tells.
 
 Request and response: a DataFrame with one column ``image``, each cell an image file (PNG, JPEG, ...)
 encoded in base64; a classifier answers ``class`` and ``probability`` per row, an SR model ``image``
@@ -12,6 +15,7 @@ encoded in base64; a classifier answers ``class`` and ``probability`` per row, a
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import shutil
@@ -22,13 +26,13 @@ import mlflow
 import pandas as pd
 
 import pipeline
-from pipeline.tracking.store import create_once
+from pipeline import tasks
+from pipeline.core.codedeps import closure, digest
+from pipeline.tracking.store import Store, create_once, one_line_errors
 
-ALIAS = "champion"
 
-
-def registered_name(variant: str, task: str, scale: int | None) -> str:
-    return f"{variant}_x{scale}" if task == "sr" else variant
+def registered_name(variant: str, scale: int | None) -> str:
+    return f"{variant}_x{scale}" if scale else variant
 
 
 def encode(path_or_bytes: Path | bytes) -> str:
@@ -40,8 +44,7 @@ def _signature(task: str):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    outputs = ([ColSpec("string", "class"), ColSpec("double", "probability")] if task == "classification" else
-               [ColSpec("string", "image"), ColSpec("long", "width"), ColSpec("long", "height")])
+    outputs = [ColSpec(kind, name) for kind, name in tasks.serving(task).OUTPUTS]
     return ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=Schema(outputs))
 
 
@@ -67,54 +70,29 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
             code_paths=[str(Path(pipeline.__file__).parent)], signature=_signature(task),
             input_example=pd.DataFrame({"image": [encode(example)]}), pip_requirements=_requirements(),
         )
-        shutil.rmtree(local / "code" / "pipeline" / "__pycache__", ignore_errors=True)
+        for cache in list((local / "code").rglob("__pycache__")):
+            shutil.rmtree(cache, ignore_errors=True)
         client.log_artifacts(run_id, str(local), "model")
-    name = registered_name(variant, task, scale)
+    name = registered_name(variant, scale)
     create_once(lambda: client.create_registered_model(
         name, description=f"lstmvision {task} variant {variant}" + (f" at x{scale}" if scale else "")))
     version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     return int(version.version)
 
 
-def champions(summary: dict, metrics_dir: Path, models_dir: Path, sr_test: str) -> list[tuple[list[str], str, str]]:
-    """Each task's (and SR scale's) contest by the report's evidence: (every competing registered model,
-    the winner's, the winning run). The winner is the report's leader (rank 1, best mean; for SR on the
-    held-out set ``sr_test``); its version is the run of its best seed there."""
-    import json
-
-    contests = []
-    tables = {"classification": summary.get("classification", []),
-              "sr": [r for r in summary.get("sr", []) if r["set"] == sr_test and r["variant"] != "bicubic"]}
-    for task, rows in tables.items():
-        for scale in sorted({r.get("scale") for r in rows}, key=str):
-            group = [r for r in rows if r.get("scale") == scale]
-            leader = min(group, key=lambda r: (r["rank"], -r["mean"]))["variant"]
-            test = json.loads((metrics_dir / f"{leader}.json").read_text())["test"]
-            seeds = (test["accuracy"] if task == "classification" else test[sr_test][scale]["psnr"])["seeds"]
-            best_seed = max(seeds, key=seeds.get)
-            number = int(scale[1:]) if task == "sr" else None
-            run = next(r for r in json.loads((models_dir / leader / "runs.json").read_text())
-                       if str(r["seed"]) == best_seed and r["scale"] == number)
-            contests.append(([registered_name(r["variant"], task, number) for r in group],
-                             registered_name(leader, task, number), run["run_id"]))
-    return contests
+def packaging_digest(task: str) -> str:
+    """The code a packaged model was made by: this module, the served model and the task's serving code."""
+    return digest(closure(__name__, "pipeline.tracking.served_model", *tasks.loaded_by_name(task, "serve")))
 
 
-def crown(store_uri: str, contests: list[tuple[list[str], str, str]]) -> list[str]:
-    """Alias ``champion`` on each winner's version made by the winning run, and off every other
-    competitor's registered model, so that one name per task serves. Returns "name@version" per winner."""
-    client = mlflow.MlflowClient(store_uri)
-    crowned = []
-    for competitors, winner, run_id in contests:
-        versions = client.search_model_versions(f"name = '{winner}' and run_id = '{run_id}'")
-        if not versions:  # trained before models were registered: nothing to serve
-            continue
-        for name in competitors:
-            if name != winner:
-                try:
-                    client.delete_registered_model_alias(name, ALIAS)
-                except mlflow.exceptions.MlflowException:  # never crowned, or no such model
-                    pass
-        client.set_registered_model_alias(winner, ALIAS, versions[0].version)
-        crowned.append(f"{winner}@{versions[0].version}")
-    return crowned
+def package(store: Store, run_id: str, export: Path, example: Path, record: Path, variant: str, task: str,
+            scale: int | None) -> int | None:
+    """Log and register a finished training's export, unless ``record`` says this run in this store was
+    packaged by the current packaging code. Returns the new version, None when there was nothing to do."""
+    current = {"uri": store.uri, "run_id": run_id, "code": packaging_digest(task)}
+    if record.exists() and json.loads(record.read_text()).items() >= current.items():
+        return None
+    with one_line_errors(store):
+        version = log_model(store.uri, run_id, export, example, variant, task, scale)
+    record.write_text(json.dumps({**current, "version": version}))
+    return version

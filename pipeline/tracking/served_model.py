@@ -1,19 +1,17 @@
 """The pyfunc MLflow builds a served model from ("models from code": no pickled objects). MLflow runs
-this file from the model's own copy of the package; see pipeline/tracking/registry.py for the request format."""
+this file from the model's own copy of the package; see pipeline/tracking/registry.py for the request
+format. Each answer is the model's task's (pipeline.tasks.<task>.serve)."""
 
 import base64
 import io
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
-from PIL import Image
 
+from pipeline import tasks
 from pipeline.imaging.images import load_image
-from pipeline.tasks.sr.predict import classify, upscale
 from pipeline.tasks.models import load_model
-from pipeline.tracking.registry import encode
 
 
 class ImageModel(mlflow.pyfunc.PythonModel):
@@ -21,22 +19,12 @@ class ImageModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         self.net, self.spec = load_model(Path(context.artifacts["model"]))
+        self.task = tasks.serving(self.spec["task"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        rows = []
-        for cell in model_input["image"]:
-            image = load_image(io.BytesIO(base64.b64decode(cell)))  # the CLI's checks and modes
-            if self.spec["task"] == "classification":
-                name, probability = classify(self.net, self.spec, [image])[0]
-                rows.append({"class": name, "probability": probability})
-            else:
-                sr = upscale(self.net, image, self.spec["data_args"]["scale"])
-                pixels = sr.numpy()
-                pixels = pixels[0] if pixels.shape[0] == 1 else np.transpose(pixels, (1, 2, 0))
-                png = io.BytesIO()
-                Image.fromarray(pixels).save(png, format="PNG")
-                rows.append({"image": encode(png.getvalue()), "width": sr.shape[2], "height": sr.shape[1]})
-        return pd.DataFrame(rows)
+        # Each cell through the CLI's checks and modes.
+        return pd.DataFrame([self.task.answer(self.net, self.spec, load_image(io.BytesIO(base64.b64decode(cell))))
+                             for cell in model_input["image"]])
 
 
 mlflow.models.set_model(ImageModel())

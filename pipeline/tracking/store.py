@@ -83,7 +83,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 @contextlib.contextmanager
-def _failing_as_one_line(store: Store):
+def one_line_errors(store: Store):
     """The store's failures come as many types (locked database, HTTP errors, auth); all mean the same."""
     try:
         yield
@@ -126,11 +126,11 @@ class Run:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        with _failing_as_one_line(self.store):
+        with one_line_errors(self.store):
             self._client().log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def log_artifacts(self, *paths: Path) -> None:
-        with _failing_as_one_line(self.store):
+        with one_line_errors(self.store):
             for path in paths:
                 self._client().log_artifact(self.run_id, str(path))
 
@@ -139,18 +139,11 @@ class Run:
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         data = DatasetInput(Dataset(name, digest, "local", source), [InputTag("mlflow.data.context", "training")])
-        with _failing_as_one_line(self.store):
+        with one_line_errors(self.store):
             self._client().log_inputs(self.run_id, datasets=[data])
 
-    def log_model(self, export: Path, example: Path, variant: str, task: str, scale: int | None) -> int:
-        """The export as the run's MLflow Model, registered as a new version (pipeline/tracking/registry.py)."""
-        from pipeline.tracking.registry import log_model
-
-        with _failing_as_one_line(self.store):
-            return log_model(self.store.uri, self.run_id, export, example, variant, task, scale)
-
     def end(self, status: str) -> None:
-        with _failing_as_one_line(self.store):
+        with one_line_errors(self.store):
             self._client().set_terminated(self.run_id, status)
 
 
@@ -184,9 +177,9 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
     if recorded and run_id is None:
         log.warning("%s: its MLflow run lives in another store (%s); starting a new run in %s",
                     run_name, recorded.get("uri"), store.uri)
-    with _failing_as_one_line(store):
+    with one_line_errors(store):
         client = mlflow.MlflowClient(store.uri)
-        if run_id is not None and not _run_exists(store, run_id):
+        if run_id is not None and not run_exists(store, run_id):
             log.warning("%s: MLflow run %s is gone from %s; starting a new run", run_name, run_id, store.uri)
             run_id = None
         found = client.get_experiment_by_name(experiment)
@@ -215,7 +208,7 @@ def _user() -> str:
         return "unknown"
 
 
-def _run_exists(store: Store, run_id: str) -> bool:
+def run_exists(store: Store, run_id: str) -> bool:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -225,54 +218,6 @@ def _run_exists(store: Store, run_id: str) -> bool:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False
         raise  # refused credentials or an unwell server are not a missing run
-
-
-def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
-    """One run's flat test metrics: ``test_accuracy``, or ``test_<set>_psnr|ssim`` at the run's scale."""
-    if scale is None:
-        return {"test_accuracy": test["accuracy"]["seeds"][str(seed)]}
-    return {f"test_{name}_{key}": value["seeds"][str(seed)]
-            for name, per in test.items() for key, value in per[f"x{scale}"].items()}
-
-
-REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
-
-
-def crown_champions(store: Store, contests: list) -> list[str]:
-    """pipeline.tracking.registry.crown, failing as one line like every other call to the store."""
-    from pipeline.tracking.registry import crown
-
-    with _failing_as_one_line(store):
-        return crown(store.uri, contests)
-
-
-def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
-    """Attach each variant's test figures to its training runs (one per seed, and per scale for SR), tag
-    those runs as the report's, and re-tag runs an earlier report used as superseded.
-
-    ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
-    """
-    import mlflow
-    from mlflow.entities import Metric, RunTag
-
-    client = mlflow.MlflowClient(store.uri)
-    now = int(time.time() * 1000)
-    current, experiments = set(), set()
-    for runs, test in results:
-        for run in runs:
-            if not _run_exists(store, run["run_id"]):  # trained against another store, or deleted since
-                log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
-                continue
-            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
-            with _failing_as_one_line(store):
-                client.log_batch(run["run_id"], metrics=metrics, tags=[RunTag(REPORT_TAG, "current")])
-                experiments.add(client.get_run(run["run_id"]).info.experiment_id)
-            current.add(run["run_id"])
-    with _failing_as_one_line(store):
-        earlier = client.search_runs(sorted(experiments), f"tags.`{REPORT_TAG}` = 'current'") if experiments else []
-        for run in earlier:
-            if run.info.run_id not in current:
-                client.set_tag(run.info.run_id, REPORT_TAG, "superseded")
 
 
 def git_commit(root: Path) -> str:

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from pipeline.core.atomic import write_json
-from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
 from pipeline.imaging.images import iter_folder
-from pipeline.tasks.sr.predict import default_device, y_model_upscaler
-from pipeline.tasks.models import load_model
-from stages.common import UsageError, check_json_out, command
+from pipeline.tasks.models import default_device, load_model
+from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
+from pipeline.tasks.sr.predict import y_model_upscaler
+from stages.common import UsageError, command
+from stages.tools.args import check_json_out
 from stages.tools.model_ref import MODEL_HELP, find_model
 
 

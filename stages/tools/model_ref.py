@@ -43,12 +43,11 @@ def _from_store(ref: str) -> Path:
     return dest
 
 
-def _trained(variant: str, task: str, scale: int | None, seed: int | None) -> list[Path]:
+def _trained(variant: str, scale: int | None, seed: int | None) -> list[Path]:
     """models/<variant>/s<seed>[/x<scale>] folders, lowest seed (then scale) first."""
-    pattern = f"{variant}/s{seed if seed is not None else '[0-9]*'}"
-    if task == "sr":
-        pattern += f"/x{scale or '[0-9]*'}"
-    return sorted(MODELS.glob(pattern), key=lambda f: [int(part[1:]) for part in f.relative_to(MODELS).parts[1:]])
+    seeds = MODELS.glob(f"{variant}/s{seed if seed is not None else '[0-9]*'}")
+    folders = [f for s in seeds for f in ([s] if (s / "model.json").is_file() else s.glob(f"x{scale or '[0-9]*'}"))]
+    return sorted(folders, key=lambda f: [int(part[1:]) for part in f.relative_to(MODELS).parts[1:]])
 
 
 def find_model(ref: str, task: str, scale: int | None = None, seed: int | None = None) -> Path:
@@ -57,15 +56,15 @@ def find_model(ref: str, task: str, scale: int | None = None, seed: int | None =
     if ref.startswith(("runs:/", "models:/")):
         candidates = [_from_store(ref)]
     else:
-        trained = _trained(ref, task, scale, seed) if NAME.match(ref) else []
+        trained = _trained(ref, scale, seed) if NAME.match(ref) else []
         candidates = [Path(ref), Path(ref).parent, *trained[:1]]
     for candidate in candidates:
         if (candidate / "model.json").is_file():
             spec = read_spec(candidate)
             if spec["task"] != task:
                 raise UsageError(f"{candidate} is a {spec['task']} model, not a {task} one")
-            if task == "sr" and scale and spec["data_args"].get("scale") != scale:
+            if scale and spec["data_args"].get("scale") != scale:
                 raise UsageError(f"{candidate} is a x{spec['data_args'].get('scale')} model, not x{scale}")
             return candidate
-    at = f" at x{scale}" if task == "sr" and scale else ""
+    at = f" at x{scale}" if scale else ""
     raise UsageError(f"--model {ref}: not a trained {task} variant{at}, a model folder, runs:/ or models:/")

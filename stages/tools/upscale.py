@@ -9,9 +9,10 @@ import typer
 
 from pipeline.core.atomic import write_json
 from pipeline.imaging.images import load_image, save_image
-from pipeline.tasks.sr.predict import default_device, upscale
-from pipeline.tasks.models import load_model
-from stages.common import UsageError, check_json_out, command
+from pipeline.tasks.models import default_device, load_model
+from pipeline.tasks.sr.predict import upscale
+from stages.common import UsageError, command
+from stages.tools.args import check_json_out
 from stages.tools.model_ref import MODEL_HELP, find_model
 
 

@@ -102,3 +102,6 @@ class CRNN(nn.Module):
         columns = f.permute(0, 3, 1, 2).flatten(2)  # (B, W', C*H')
         out, _ = self.lstm(columns)
         return self.head(out[:, -1])
+
+
+NETWORKS = {"recurrent": RecurrentClassifier, "stacked_lstm": StackedLSTM, "cnn_lstm": CNNLSTM, "crnn": CRNN}

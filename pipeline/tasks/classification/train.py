@@ -1,33 +1,23 @@
-"""Lightning DataModules: where the batches come from, in the view each variant reads."""
+"""Training a classifier: its batches (in the view the variant reads) and what it optimises."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
-from pipeline.tasks.classification.data import (
-    PatchDataset,
-    batch_loader,
-    classification_input,
-    classification_shape,
-    load_classification,
-)
+from pipeline.config.schema import ClassificationData, Optim, Params, Variant
+from pipeline.tasks.classification.data import classification_input, classification_shape, load_classification
+from pipeline.tasks.lit import BatchedData, TaskModule
 
-
-class _Batched(L.LightningDataModule):
-    """Loaders of whole batches; under DDP each process reads its share of every global batch."""
-
-    batch_size: int
-    num_workers: int
-
-    def _loader(self, dataset, seed: int | None):
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        return batch_loader(dataset, self.batch_size, seed, self.num_workers, rank, world)
+PREPARED = "classification"  # its folder under data/prepared
 
 
-class ClassificationDataModule(_Batched):
+class ClassificationDataModule(BatchedData):
     """``seed`` orders the training batches; the data itself (split, permutation) is the data seed's."""
 
     def __init__(self, data_dir: Path, view: str, batch_size: int, data_seed: int, seed: int, num_workers: int = 0):
@@ -57,36 +47,36 @@ class ClassificationDataModule(_Batched):
         return self._loader(self.splits["val"], None)
 
 
-class SRDataModule(_Batched):
-    """The validation patches are drawn with the data seed, the same for every training seed."""
+class ClassifierModule(TaskModule):
+    monitor, mode = "val_acc", "max"
 
-    def __init__(self, data_dir: Path, scale: int, batch_size: int, val_fraction: float, data_seed: int, seed: int,
-                 num_workers: int = 0):
-        super().__init__()
-        self.dir = Path(data_dir) / f"x{scale}"
-        self.scale, self.batch_size, self.val_fraction = scale, batch_size, val_fraction
-        self.data_seed, self.seed, self.num_workers = data_seed, seed, num_workers
+    def __init__(self, net: nn.Module, optim: Optim, num_classes: int):
+        super().__init__(net, optim, MulticlassAccuracy(num_classes, average="micro"))
 
-    def data_args(self) -> dict:
-        return {"scale": self.scale, "channels": 1}
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, target)
 
-    def input_spec(self) -> dict:
-        return {"colour": "Y (ITU-R 601, 8-bit) by the network, Cb and Cr by MATLAB bicubic", "range": [0, 1]}
+    def prediction(self, out: torch.Tensor) -> torch.Tensor:
+        return out
 
-    def example_image(self) -> np.ndarray:
-        """A real input for the served model's input example: the first LR patch (8-bit Y)."""
-        return np.array(np.load(self.dir / "lr.npy", mmap_mode="r")[0]).squeeze()
 
-    def setup(self, stage: str | None = None) -> None:
-        lr = np.load(self.dir / "lr.npy", mmap_mode="r")
-        hr = np.load(self.dir / "hr.npy", mmap_mode="r")
-        order = np.random.default_rng(self.data_seed).permutation(len(lr))
-        n_val = max(1, int(round(len(lr) * self.val_fraction)))
-        self.train_set = PatchDataset(lr, hr, np.sort(order[n_val:]))
-        self.val_set = PatchDataset(lr, hr, np.sort(order[:n_val]))
+def scales(params: Params) -> list[int | None]:
+    return [None]  # one training per seed
 
-    def train_dataloader(self):
-        return self._loader(self.train_set, self.seed)
 
-    def val_dataloader(self):
-        return self._loader(self.val_set, None)
+def data_section(params: Params) -> ClassificationData:
+    return params.data.classification
+
+
+def shaping_data(params: Params) -> dict:
+    return params.data.classification.model_dump()
+
+
+def datamodule(variant: Variant, params: Params, prepared: Path, seed: int, scale: int | None
+               ) -> ClassificationDataModule:
+    return ClassificationDataModule(prepared / PREPARED, variant.view, variant.optim.batch_size, params.seed, seed,
+                                    params.trainer.num_workers)
+
+
+def module(net: nn.Module, optim: Optim, data_args: dict) -> ClassifierModule:
+    return ClassifierModule(net, optim, data_args["num_classes"])

@@ -1,4 +1,4 @@
-"""Test-set evaluation: classification accuracy, and SR quality under the published protocol.
+"""SR test-set evaluation under the published protocol, of a trained variant or of bicubic.
 
 SR protocol (see :mod:`pipeline.tasks.sr.metrics`): HR modcropped to the scale; LR made
 with MATLAB bicubic (8-bit rounded); the model super-resolves the Y channel
@@ -18,13 +18,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.config.architectures import BASELINES
 from pipeline.imaging.images import iter_folder, modcrop
-from pipeline.tasks.sr.predict import Upscaler
-from pipeline.tasks.sr.metrics import psnr_y, quantize, ssim_y
 from pipeline.imaging.resize import imresize
-from pipeline.report.stats import summary
+from pipeline.tasks.base import Evaluated, Inputs
+from pipeline.tasks.models import default_device, load_model, model_folder
+from pipeline.tasks.sr.metrics import psnr_y, quantize, ssim_y
+from pipeline.tasks.sr.predict import Upscaler, y_model_upscaler
+from pipeline.tasks.summary import summary
 
 DETERMINISTIC = "deterministic"  # the seed label of a model without one (bicubic)
+
 
 def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return imresize(lr, scale, quantize=True)
@@ -54,18 +58,6 @@ def evaluate_images(upscale: Upscaler, images: Iterable[tuple[str, torch.Tensor]
 def summarize(scores: list[ImageScore]) -> dict:
     n = len(scores)
     return {"psnr": sum(s.psnr for s in scores) / n, "ssim": sum(s.ssim for s in scores) / n, "images": n}
-
-
-@torch.no_grad()
-def predict_classes(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndarray, float]:
-    """(predicted class per image, images per second) of ``net`` over a loader of (x, y) batches."""
-    net = net.to(device).eval()
-    predicted = []
-    started = time.perf_counter()
-    for x, _ in loader:
-        predicted.append(net(x.to(device)).argmax(-1).cpu().numpy())
-    flat = np.concatenate(predicted)
-    return flat, len(flat) / (time.perf_counter() - started)
 
 
 def sr_test_sets(raw: Path, test: str, benchmarks: list[str]) -> dict[str, Path]:
@@ -100,8 +92,21 @@ def sr_metrics(per_image: pd.DataFrame) -> dict:
     return out
 
 
-def accuracy_metrics(per_image: pd.DataFrame) -> dict:
-    """{"accuracy": mean/std/n over seeds, "per_class_accuracy": {class: accuracy over all seeds}}."""
-    per_class = per_image.groupby("label").correct.mean()
-    return {"accuracy": summary(per_image.groupby("seed", sort=False).correct.mean().to_dict(), 5),
-            "per_class_accuracy": {str(c): round(float(a), 5) for c, a in per_class.items()}}
+def evaluate(name: str, params, inputs: Inputs) -> Evaluated:
+    """Every seed's model (or bicubic) at every scale on the held-out set and the available benchmarks."""
+    cfg = params.data.sr
+    sets = sr_test_sets(inputs.raw, cfg.test, cfg.benchmarks)
+    if name in BASELINES:  # bicubic, the one SR baseline
+        runs = [(DETERMINISTIC, s, bicubic) for s in cfg.scales]
+    else:
+        runs = [(str(seed), s, y_model_upscaler(load_model(model_folder(inputs.models / name, seed, s))[0],
+                                                default_device())) for seed in params.seeds for s in cfg.scales]
+    rows, speed, samples = [], {}, {}
+    for seed, scale, upscale in runs:
+        scored, sample, rate = score_sr(upscale, sets, scale, seed)
+        rows += scored
+        speed.setdefault(f"x{scale}", []).append(rate)
+        if seed == runs[0][0]:
+            samples[f"x{scale}_{scored[0]['image']}.png"] = sample
+    per_image = pd.DataFrame(rows)
+    return Evaluated(per_image, sr_metrics(per_image), {k: float(np.mean(v)) for k, v in speed.items()}, samples)

@@ -7,6 +7,8 @@ decoder starts from the bicubic baseline.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -116,3 +118,6 @@ class SRNet(nn.Module):
             f = torch.zeros_like(f)
         f = self.attention(f)
         return bicubic_upscale(lr, self.scale) + self.decoder(f)
+
+
+NETWORKS = {"lsrcnn": functools.partial(SRNet, body="lstm"), "cnn_sr": functools.partial(SRNet, body="conv")}

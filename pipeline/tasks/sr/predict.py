@@ -1,23 +1,17 @@
-"""Using an exported model on a user's own images: everything comes from model.json, nothing from the
-training data (`lstmvision classify`, `lstmvision upscale`)."""
+"""An SR model on any image: Y by the network, Cb/Cr by bicubic, large images in tiles (`lstmvision upscale`,
+the served model, the evaluation). Everything comes from model.json, nothing from the training data."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from pipeline.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.tasks.classification.data import border, pixel_permutation, polarity, sequence_view
 from pipeline.imaging.images import to_8bit
 from pipeline.imaging.resize import imresize
 
 Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def y_model_upscaler(net: torch.nn.Module, device: str = "cpu") -> Upscaler:
@@ -38,59 +32,6 @@ def y_model_upscaler(net: torch.nn.Module, device: str = "cpu") -> Upscaler:
         return ycbcr_to_rgb(torch.cat([y_sr, chroma]) * 255)
 
     return upscale
-
-
-# MNIST's own preparation: the digit's bounding box scaled to 20 of 28 pixels, centred by its mass.
-_DIGIT_FRACTION = 20 / 28
-
-
-def gray(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) in [0, 1] -> (H, W), ITU-R 601 luma for colour."""
-    if image.shape[0] == 1:
-        return image[0]
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype)
-    return (image[:3] * weights[:, None, None]).sum(0)
-
-
-def as_digit(image: torch.Tensor, side: int, wanted: str) -> torch.Tensor:
-    """A photo or scan of one digit, any size and either polarity, as the training images look:
-    (side, side) in [0, 1], in the ``wanted`` polarity (the image's own told by its edges), ground and ink
-    stretched to 0 and 1, the digit's bounding box scaled to 20/28 of the side and centred by its mass."""
-    x = gray(image).float()
-    if polarity(x) == "dark_on_light":  # work on the digit light on dark, like MNIST
-        x = 1 - x
-    # Levels: paper is not black nor ink white in a photo; the ground goes to 0, the brightest ink to 1.
-    ground = float(border(x).median())
-    x = ((x - ground) / max(float(x.max()) - ground, 1e-6)).clamp(0, 1)
-    rows, cols = torch.nonzero(x > 0.5 * float(x.max()), as_tuple=True)
-    if len(rows):
-        x = x[int(rows.min()):int(rows.max()) + 1, int(cols.min()):int(cols.max()) + 1]
-    box = max(1, round(side * _DIGIT_FRACTION))
-    factor = box / max(x.shape)
-    size = (max(1, round(x.shape[0] * factor)), max(1, round(x.shape[1] * factor)))
-    digit = F.interpolate(x[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0]
-    digit = digit.clamp(0, 1)
-    mass = digit.sum().clamp_min(1e-8)
-    centre_y = float((digit.sum(1) * torch.arange(size[0])).sum() / mass)
-    centre_x = float((digit.sum(0) * torch.arange(size[1])).sum() / mass)
-    top = min(max(round(side / 2 - 0.5 - centre_y), 0), side - size[0])
-    left = min(max(round(side / 2 - 0.5 - centre_x), 0), side - size[1])
-    canvas = torch.zeros(side, side)
-    canvas[top:top + size[0], left:left + size[1]] = digit
-    return 1 - canvas if wanted == "dark_on_light" else canvas
-
-
-@torch.no_grad()
-def classify(net: torch.nn.Module, spec: dict, images: list[torch.Tensor]) -> list[tuple[str, float]]:
-    """(class name, probability) per image, prepared as the model's training data was."""
-    norm = spec["input"]
-    side = spec["data_args"]["image_size"]
-    batch = torch.stack([as_digit(img, side, norm["polarity"]) for img in images])
-    batch = (batch - norm["mean"]) / norm["std"]
-    perm = pixel_permutation(side * side, spec["data_seed"]) if spec["view"] == "permuted" else None
-    probs = torch.softmax(net.eval()(sequence_view(batch, spec["view"], perm)), dim=-1)
-    best = probs.max(dim=-1)
-    return [(norm["class_names"][int(i)], float(p)) for p, i in zip(best.values, best.indices, strict=True)]
 
 
 @torch.no_grad()

@@ -1,0 +1,50 @@
+"""Classifier test-set evaluation: every seed's predictions on the test split, accuracy over seeds."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.data.batches import batch_loader
+from pipeline.tasks.base import Evaluated, Inputs
+from pipeline.tasks.classification.data import load_classification
+from pipeline.tasks.models import default_device, load_model, model_folder
+from pipeline.tasks.summary import summary
+
+
+@torch.no_grad()
+def predict_classes(net: torch.nn.Module, loader, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """(predicted class per image, images per second) of ``net`` over a loader of (x, y) batches."""
+    net = net.to(device).eval()
+    predicted = []
+    started = time.perf_counter()
+    for x, _ in loader:
+        predicted.append(net(x.to(device)).argmax(-1).cpu().numpy())
+    flat = np.concatenate(predicted)
+    return flat, len(flat) / (time.perf_counter() - started)
+
+
+def accuracy_metrics(per_image: pd.DataFrame) -> dict:
+    """{"accuracy": mean/std/n over seeds, "per_class_accuracy": {class: accuracy over all seeds}}."""
+    per_class = per_image.groupby("label").correct.mean()
+    return {"accuracy": summary(per_image.groupby("seed", sort=False).correct.mean().to_dict(), 5),
+            "per_class_accuracy": {str(c): round(float(a), 5) for c, a in per_class.items()}}
+
+
+def evaluate(name: str, params, inputs: Inputs) -> Evaluated:
+    """Every seed's model on the test split (prepared with the data seed, in the model's view)."""
+    rows, rates = [], []
+    test = None
+    for seed in params.seeds:
+        net, spec = load_model(model_folder(inputs.models / name, seed, None))
+        test = test or load_classification(inputs.prepared / "classification", spec["view"], params.seed)["test"]
+        predicted, rate = predict_classes(net, batch_loader(test, 256), default_device())
+        labels = test.tensors[1].numpy()
+        rows.append(pd.DataFrame({"seed": str(seed), "image": np.arange(len(labels)), "label": labels,
+                                  "predicted": predicted, "correct": predicted == labels}))
+        rates.append(rate)
+    per_image = pd.concat(rows, ignore_index=True)
+    return Evaluated(per_image, accuracy_metrics(per_image), {"images_per_s": float(np.mean(rates))}, {})

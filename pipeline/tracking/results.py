@@ -1,0 +1,51 @@
+"""What the report stage attaches to the training runs: each run's test figures and the tag saying which
+report used it (report-time work: no training imports this)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pipeline.tracking.store import Store, one_line_errors, run_exists
+
+log = logging.getLogger(__name__)
+
+
+def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
+    """One run's flat test metrics: ``test_accuracy``, or ``test_<set>_psnr|ssim`` at the run's scale."""
+    if scale is None:
+        return {"test_accuracy": test["accuracy"]["seeds"][str(seed)]}
+    return {f"test_{name}_{key}": value["seeds"][str(seed)]
+            for name, per in test.items() for key, value in per[f"x{scale}"].items()}
+
+
+REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
+
+
+def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
+    """Attach each variant's test figures to its training runs (one per seed, and per scale for SR), tag
+    those runs as the report's, and re-tag runs an earlier report used as superseded.
+
+    ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
+    """
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    client = mlflow.MlflowClient(store.uri)
+    now = int(time.time() * 1000)
+    current, experiments = set(), set()
+    for runs, test in results:
+        for run in runs:
+            if not run_exists(store, run["run_id"]):  # trained against another store, or deleted since
+                log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
+                continue
+            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
+            with one_line_errors(store):
+                client.log_batch(run["run_id"], metrics=metrics, tags=[RunTag(REPORT_TAG, "current")])
+                experiments.add(client.get_run(run["run_id"]).info.experiment_id)
+            current.add(run["run_id"])
+    with one_line_errors(store):
+        earlier = client.search_runs(sorted(experiments), f"tags.`{REPORT_TAG}` = 'current'") if experiments else []
+        for run in earlier:
+            if run.info.run_id not in current:
+                client.set_tag(run.info.run_id, REPORT_TAG, "superseded")

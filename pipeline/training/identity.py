@@ -1,0 +1,71 @@
+"""What identifies a training: the key its checkpoints and result are kept under, and the params, tags
+and dataset its MLflow run records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from pipeline import tasks
+from pipeline.config.schema import flatten
+from pipeline.core.codedeps import closure, digest
+from pipeline.training.hardware import how_it_ran
+from pipeline.training.spec import Training
+
+
+def code_digest(task: str) -> str:
+    """The code a training of ``task`` runs: the training loop and the task's training part, with every project
+    module they import (all of them train-stage deps), as code (pipeline.core.codedeps.digest): a comment or
+    docstring edit keeps finished trainings, any change to what runs trains afresh. What happens after a
+    training (exporting the files, packaging for MLflow, the stage's printing) is not in it."""
+    return digest(closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train")))
+
+
+def run_key(t: Training) -> str:
+    """Hash of what shapes one training (its params in dvc.yaml, its seed and scale, its code): a change starts
+    afresh instead of resuming."""
+    shaping = {"name": t.name, "variant": t.variant.model_dump(), "options": t.variant.options(), "seed": t.seed,
+               "data_seed": t.params.seed, "scale": t.scale, "data": tasks.training(t.task).shaping_data(t.params),
+               "trainer": t.params.trainer.model_dump(), "code": code_digest(t.task)}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_params(t: Training) -> dict:
+    """MLflow params under names every variant shares (``hidden``, ``lr``, ``epochs``, ``seed``, ...), so the
+    runs table sorts and the compare view lines variants up (tests check that no two sources share a name)."""
+    v = t.variant
+    return {"variant": t.name, "task": t.task, "arch": v.arch, "view": v.view, "seed": t.seed,
+            "data_seed": t.params.seed, "scale": t.scale or "", **v.options(), **v.optim.model_dump(),
+            **how_it_ran(t.params, v.optim.batch_size)}
+
+
+def full_params(t: Training) -> dict:
+    """Everything else that shaped the run (trainer, data), flattened: the run's params.json artifact."""
+    return {**flatten(t.params.trainer, "trainer"), **flatten(tasks.training(t.task).data_section(t.params), "data")}
+
+
+def dataset_digest(root: Path, folder: Path) -> tuple[str, str]:
+    """(digest, what it is) of a prepared-data folder (relative to the project ``root``): DVC's hash from
+    dvc.lock while that entry still describes the folder (same file count and size), else an md5 of its files."""
+    files = sorted(f for f in (root / folder).rglob("*") if f.is_file())
+    size = sum(f.stat().st_size for f in files)
+    lock = root / "dvc.lock"
+    entries = yaml.safe_load(lock.read_text()).get("stages", {}).values() if lock.exists() else []
+    for out in (o for stage in entries for o in stage.get("outs", [])):
+        if Path(out["path"]) == folder and out.get("nfiles") == len(files) and out.get("size") == size:
+            return out["md5"], "DVC md5 (dvc.lock)"
+    h = hashlib.md5()
+    for f in files:
+        h.update(f.relative_to(root / folder).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest(), "md5 of the files (no matching dvc.lock entry)"
+
+
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment a training belongs to when `dvc exp run` (queued or not) started it: DVC sets
+    these variables for every stage command, so `dvc exp show` and the MLflow runs point at each other."""
+    name = os.environ.get("DVC_EXP_NAME")
+    return {"dvc_experiment": name, "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")} if name else {}

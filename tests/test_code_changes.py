@@ -1,0 +1,72 @@
+"""Results follow computation, not keystrokes: the code keys of finished trainings and packaged models
+(pipeline.core.codedeps.digest) ignore comments, docstrings and formatting, and see any change to what
+runs; DVC's stage deps follow the import closure (tests/test_dvc_deps.py)."""
+
+import hashlib
+import json
+
+import mlflow
+import pytest
+
+from pipeline.core.codedeps import code_of
+
+
+def test_code_of_ignores_comments_docstrings_and_formatting(tmp_path):
+    def code(text: str) -> str:
+        path = tmp_path / "m.py"
+        path.write_text(text)
+        return code_of(path)
+
+    base = code('"""Module."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # one more\n')
+    assert base == code('"""Other words."""\n# a comment\ndef f( x ):\n    return (x+1)\n')
+    assert base == code("def f(x):\n    '''Longer\n    prose.'''\n    return x + 1\n")
+    assert base != code("def f(x):\n    return x + 2\n")  # a constant
+    assert base != code("def f(y):\n    return y + 1\n")  # a name
+    assert code("class A:\n    '''Doc.'''\n") == code("class A:\n    pass\n")
+
+
+def _digests(project, pattern: str) -> dict[str, str]:
+    return {p.relative_to(project).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(project.glob(pattern))}
+
+
+@pytest.mark.slow
+def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(reproduced, dvc):
+    metrics = {n: d for n, d in _digests(reproduced, "metrics/*.json").items()
+               if n not in ("metrics/bench.json", "metrics/summary.json")}  # timings
+    models = _digests(reproduced, "models/**/model.pt")
+    assert metrics and models
+
+    # A comment and a docstring in the LightningModules' module: DVC re-runs the trainings' stages, which
+    # reuse every finished training and re-export the same bytes.
+    lit = reproduced / "pipeline/tasks/lit.py"
+    text = lit.read_text()
+    lit.write_text(text.replace('"""The loop shared by every task;', '"""(Reworded.) The loop shared by every task;')
+                   + "\n# a closing comment\n")
+    proc = dvc(reproduced, "repro")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Running stage 'train_classification@lstm_row'" in proc.stdout and " epoch " not in proc.stdout
+    assert "registered as version" not in proc.stdout
+    assert _digests(reproduced, "models/**/model.pt") == models
+    assert {n: d for n, d in _digests(reproduced, "metrics/*.json").items() if n in metrics} == metrics
+
+    # How a model is packaged for MLflow: every training is packaged and registered again, none retrained.
+    registry = reproduced / "pipeline/tracking/registry.py"
+    registry.write_text(registry.read_text().replace('"pyyaml", "scipy", "mlflow")',
+                                                     '"pyyaml", "scipy", "mlflow", "tabulate")'))
+    proc = dvc(reproduced, "repro")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert " epoch " not in proc.stdout and proc.stdout.count("registered as version") == 4  # 2 seeds x 2 variants
+    assert _digests(reproduced, "models/**/model.pt") == models
+    client = mlflow.MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
+    runs = {r["run_id"] for r in json.loads((reproduced / "models/lstm_row/runs.json").read_text())}
+    assert {v.run_id for v in client.search_model_versions("name = 'lstm_row'")} == runs  # same runs, new versions
+    requirements = client.download_artifacts(sorted(runs)[0], "model/requirements.txt")
+    assert "tabulate==" in open(requirements).read()
+
+    # A constant of the training loop: the training it shapes runs again.
+    loop = reproduced / "pipeline/training/loop.py"
+    loop.write_text(loop.read_text().replace("num_sanity_val_steps=0", "num_sanity_val_steps=1"))
+    proc = dvc(reproduced, "repro", "train_classification@lstm_row")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[lstm_row_s1] epoch 1/3" in proc.stdout
