@@ -2,9 +2,7 @@
 
 Exit codes: 2 for bad params, arguments or input files, 1 for any other refusal
 (data, download, tracking, divergence, a file that cannot be written), 130/143
-when Ctrl-C/SIGTERM stopped the work; the message is one line on stderr. Stage
-modules import heavy libraries inside their commands so `lstmvision --help`
-and light stages start fast.
+when Ctrl-C/SIGTERM stopped the work; the message is one line on stderr.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pipeline.config.schema import UrlSource
 from pipeline.core.errors import FetchError, SourceError
 from pipeline.data.fetch import download, fetch, sha256_of
 from pipeline.data.idx import idx_to_arrays
-from pipeline.imaging.images import list_images
+from pipeline.imaging.files import list_images
 
 MIRROR_ENV = "LSTMVISION_MIRROR"
 

@@ -13,11 +13,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.core.errors import ImageError
+from pipeline.imaging.files import list_images
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm"}
-
 
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
@@ -84,10 +82,6 @@ def save_image(tensor: torch.Tensor, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def iter_folder(folder: Path, min_size: int = 1) -> Iterator[tuple[str, torch.Tensor]]:

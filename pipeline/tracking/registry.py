@@ -87,9 +87,10 @@ def packaging_digest(task: str) -> str:
 
 def package(store: Store, run_id: str, export: Path, example: Path, record: Path, variant: str, task: str,
             scale: int | None) -> int | None:
-    """Log and register a finished training's export, unless ``record`` says this run in this store was
-    packaged by the current packaging code. Returns the new version, None when there was nothing to do."""
-    current = {"uri": store.uri, "run_id": run_id, "code": packaging_digest(task)}
+    """Log and register a finished training's export, unless ``record`` says this run (its id is unique
+    across stores) was packaged by the current packaging code. Returns the new version, None when there was
+    nothing to do."""
+    current = {"run_id": run_id, "code": packaging_digest(task)}
     if record.exists() and json.loads(record.read_text()).items() >= current.items():
         return None
     with one_line_errors(store):
