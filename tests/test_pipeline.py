@@ -62,13 +62,26 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(reproduced, dvc, s
     set_params(tiny, **{"variants.lstm_row.optim.epochs": 3})
 
     # A library module changed: exactly the stages whose commands import it.
-    color = tiny / "pipeline" / "color.py"
-    original = color.read_text()
-    color.write_text(original + "\n# touched\n")
-    changed = set(json.loads(dvc(tiny, "status", "--json").stdout))
-    assert changed == {"patches", "evaluate_classification@lstm_row", "evaluate_sr@lsrcnn", "baseline",
-                       "bench"}, changed
-    color.write_text(original)
+    def stale_after_touching(module: str) -> set[str]:
+        path = tiny / module
+        original = path.read_text()
+        path.write_text(original + "\n# touched\n")
+        try:
+            return set(json.loads(dvc(tiny, "status", "--json").stdout))
+        finally:
+            path.write_text(original)
+
+    assert stale_after_touching("pipeline/imaging/color.py") == {
+        "patches", "evaluate_sr@lsrcnn", "baseline", "bench"}
+    # No training runs the dispatcher, report-time code, the downloader or the user tools; each task's
+    # code leaves the other task's trainings fresh.
+    for module in ("stages/cli.py", "pipeline/report/stats.py", "pipeline/report/champions.py",
+                   "pipeline/data/fetch.py", "stages/tools/upscale.py"):
+        assert not {s for s in stale_after_touching(module) if s.startswith("train_")}, module
+    for module, task in (("pipeline/tasks/sr/networks.py", "sr"), ("pipeline/imaging/resize.py", "sr"),
+                         ("pipeline/tasks/classification/lstm_gates.py", "classification")):
+        trains = {s.split("@")[0] for s in stale_after_touching(module) if s.startswith("train_")}
+        assert trains == {f"train_{task}"}, (module, trains)
 
     # A third seed: the stages re-run, but seeds 1 and 2 are reused, not retrained.
     before = {r["seed"]: r["run_id"] for r in json.loads((tiny / "models/lstm_row/runs.json").read_text())}
