@@ -15,19 +15,21 @@ from pipeline.bench import (
     resize_vs_pillow,
     summary_rows,
 )
-from pipeline.core.atomic import write_json
+from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command
 
 
 @command
 def main(
-    json_out: Path = typer.Option(None, "--json", help="also write the figures here"),
+    json_out: Path = typer.Option(None, "--json", help="also write the figures here ('-': stdout)"),
     size: str = typer.Option("full", help="'full' for figures to quote, 'quick' (small shapes) for a smoke test"),
 ) -> None:
     """Gate LSTM vs nn.LSTM, Lightning vs a bare loop, resize vs Pillow, evaluation memory; prints JSON."""
     if size not in ("full", "quick"):
         raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
+    if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
+        raise UsageError(f"--json {json_out}: {why}")
     quick = size == "quick"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # PyTorch's fastrnns shape (hidden 512, 100 steps) and lstm_gates' own (28 rows of 28 pixels, hidden 128)

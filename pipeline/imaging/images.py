@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.core.atomic import output
 from pipeline.core.errors import ImageError
 from pipeline.imaging.files import list_images
 
@@ -70,18 +70,15 @@ def to_8bit(image: torch.Tensor) -> torch.Tensor:
 
 
 def save_image(tensor: torch.Tensor, path: Path) -> None:
-    """Save (C, H, W) as an 8-bit PNG (uint8 as is, floats in [0, 1] rounded); written beside and renamed,
-    so an interrupted save never leaves a truncated file."""
+    """Save (C, H, W) as an 8-bit PNG (uint8 as is, floats in [0, 1] rounded) through
+    :func:`pipeline.core.atomic.output`: an interrupted save never leaves a truncated file, and only a
+    regular file is replaced."""
     if tensor.dtype != torch.uint8:
         tensor = to_8bit(tensor)
     arr = tensor.cpu().numpy()
     arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output(path, "wb") as fh:
+        Image.fromarray(arr).save(fh, format="PNG")
 
 
 def iter_folder(folder: Path, min_size: int = 1) -> Iterator[tuple[str, torch.Tensor]]:

@@ -8,12 +8,12 @@ import typer
 
 from pipeline.core.atomic import write_json
 from pipeline.imaging.images import iter_folder
-from pipeline.tasks.models import default_device, load_model
+from pipeline.tasks.models import default_device
 from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
 from pipeline.tasks.sr.predict import y_model_upscaler
 from stages.common import UsageError, command
-from stages.tools.args import check_json_out
-from stages.tools.model_ref import MODEL_HELP, find_model
+from stages.tools.args import check_json_out, check_range, check_scale
+from stages.tools.model_ref import MODEL_HELP, load
 
 
 @command
@@ -22,18 +22,18 @@ def benchmark_sr(
     hr_dir: Path = typer.Option(..., help="folder of high-resolution images"),
     scale: int = typer.Option(..., help="2, 3 or 4"),
     seed: int | None = typer.Option(None, help="which seed's model of a trained variant (default: the lowest)"),
-    json_out: Path | None = typer.Option(None, "--json", help="also write the results here"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the results here ('-': stdout)"),
 ) -> None:
     """PSNR/SSIM (Y, border crop = scale, MATLAB bicubic degradation) of a model on a folder of HR images."""
-    if scale not in (2, 3, 4):
-        raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
+    check_scale(scale)
+    check_range("--seed", seed, 0)
     if not hr_dir.is_dir():
         raise UsageError(f"--hr-dir {hr_dir}: not a folder")
     check_json_out(json_out)
     if model == "bicubic":
         upscale = bicubic
     else:
-        upscale = y_model_upscaler(load_model(find_model(model, "sr", scale, seed))[0], default_device())
+        upscale = y_model_upscaler(load(model, "sr", scale, seed)[0], default_device())
     scores, _ = evaluate_images(upscale, iter_folder(hr_dir, min_size=scale * 2 + 11), scale)  # streamed
     if not scores:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")

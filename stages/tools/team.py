@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from stages.common import UsageError, command
+from stages.tools.args import check_range
 
 team = typer.Typer(no_args_is_help=True, help="The team's MLflow server (PostgreSQL, proxied artifacts, basic "
                    "auth): start it, add users, grant permissions.")
@@ -27,12 +28,14 @@ def server(db: str = typer.Option(..., help="postgresql://USER@HOST:PORT/DATABAS
                                   "~/.pgpass)"),
            artifacts: str = typer.Option(..., help="where the server keeps artifacts: a folder, s3://..., ..."),
            host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve the network"),
-           port: int = typer.Option(5000),
-           workers: int = typer.Option(2, min=1),
+           port: int = typer.Option(5000, help="1 to 65535"),
+           workers: int = typer.Option(2, help="at least 1"),
            admin: str = typer.Option("admin", help="the admin user made on first start (password: "
                                      "MLFLOW_AUTH_ADMIN_PASSWORD)"),
            default_permission: str = typer.Option("READ", help="what a user may do where nobody granted more")) -> None:
     """Start the team's tracking server (runs until stopped). Needs the `team` extra."""
+    check_range("--port", port, 1, 65535)
+    check_range("--workers", workers, 1)
     from pipeline.tracking.team import server_command
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstmvision"
