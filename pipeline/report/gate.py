@@ -55,10 +55,15 @@ class Verdict:
 
 
 def compare(baseline: dict[str, dict[str, dict]], current: dict[str, dict[str, dict]], alpha: float,
-            floor: dict[str, float]) -> Verdict:
-    """Baseline and current are {variant: {metric key: summary}}; every current variant is judged."""
+            floor: dict[str, float], run: set[str] | None = None) -> Verdict:
+    """Baseline and current are {variant: {metric key: summary}}; every current variant is judged. A baseline
+    variant outside ``run`` (the variants params.yaml runs; default: all) gets one "not run" row: said,
+    not failed, since leaving a variant out is a params change a reviewer sees."""
     rows = []
     for variant in sorted(set(baseline) | set(current)):
+        if run is not None and variant not in run and variant not in current:
+            rows.append({"variant": variant, "metric": "*", "verdict": "not run"})
+            continue
         if variant not in baseline:
             rows.append({"variant": variant, "metric": "*", "verdict": "NO BASELINE"})
             continue

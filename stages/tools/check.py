@@ -46,12 +46,14 @@ def check(update: bool = typer.Option(False, "--update", help="deliberately make
     if not isinstance(raw, dict):
         raise InputError(f"{p.check.baseline}: expected a mapping of variants")
     # Entries are {metric key: {mean, std, n}}; flattening them gives the keys the metrics files give.
-    baseline = {k: summaries(v, f"{p.check.baseline}: {k}") for k, v in raw.items() if k in names}
-    verdict = compare(baseline, current, p.check.alpha, p.check.floor)
+    baseline = {k: summaries(v, f"{p.check.baseline}: {k}") for k, v in raw.items()}
+    verdict = compare(baseline, current, p.check.alpha, p.check.floor, run=set(names))
     typer.echo(verdict.table.to_markdown(index=False, floatfmt="g"))
     if verdict.failed:
         bad = verdict.table[verdict.table.verdict.isin(FAILING)]
         typer.echo(f"error: {len(bad)} metric(s) regressed, missing or without baseline against "
                    f"{p.check.baseline} (margins: one-sided Welch t at alpha {p.check.alpha})", err=True)
         raise typer.Exit(1)
-    typer.echo(f"no regression against {p.check.baseline} (alpha {p.check.alpha} per metric)")
+    not_run = verdict.table.variant[verdict.table.verdict == "not run"].tolist()
+    skipped = f"; not run (not in params.yaml's run lists): {', '.join(not_run)}" if not_run else ""
+    typer.echo(f"no regression against {p.check.baseline} (alpha {p.check.alpha} per metric){skipped}")
