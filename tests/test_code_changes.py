@@ -32,29 +32,29 @@ def _digests(project, pattern: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(reproduced, dvc):
-    metrics = {n: d for n, d in _digests(reproduced, "metrics/*.json").items()
-               if n not in ("metrics/bench.json", "metrics/summary.json")}  # timings
     models = _digests(reproduced, "models/**/model.pt")
-    assert metrics and models
+    assert models
+    trainings = ("train_classification", "train_sr")  # what is asserted; the stages after them are tested elsewhere
 
     # A comment and a docstring in the LightningModules' module: DVC re-runs the trainings' stages, which
-    # reuse every finished training and re-export the same bytes.
+    # reuse every finished training and re-export the same bytes, so nothing after them is stale.
     lit = reproduced / "pipeline/tasks/lit.py"
     text = lit.read_text()
     lit.write_text(text.replace('"""The loop shared by every task;', '"""(Reworded.) The loop shared by every task;')
                    + "\n# a closing comment\n")
-    proc = dvc(reproduced, "repro")
+    proc = dvc(reproduced, "repro", *trainings)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Running stage 'train_classification@lstm_row'" in proc.stdout and " epoch " not in proc.stdout
     assert "registered as version" not in proc.stdout
     assert _digests(reproduced, "models/**/model.pt") == models
-    assert {n: d for n, d in _digests(reproduced, "metrics/*.json").items() if n in metrics} == metrics
+    stale = json.loads(dvc(reproduced, "status", "--json").stdout)
+    assert not {s for s in stale if s.startswith(("evaluate_", "report"))}, stale
 
     # How a model is packaged for MLflow: every training is packaged and registered again, none retrained.
     registry = reproduced / "pipeline/tracking/registry.py"
     registry.write_text(registry.read_text().replace('"pyyaml", "scipy", "mlflow")',
                                                      '"pyyaml", "scipy", "mlflow", "tabulate")'))
-    proc = dvc(reproduced, "repro")
+    proc = dvc(reproduced, "repro", *trainings)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert " epoch " not in proc.stdout and proc.stdout.count("registered as version") == 4  # 2 seeds x 2 variants
     assert _digests(reproduced, "models/**/model.pt") == models
