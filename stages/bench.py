@@ -7,14 +7,8 @@ from pathlib import Path
 import torch
 import typer
 
-from pipeline.bench import (
-    evaluation_memory,
-    lightning_vs_bare_loop,
-    lstm_kernels,
-    patch_throughput,
-    resize_vs_pillow,
-    summary_rows,
-)
+from pipeline.bench.memory import evaluation_memory
+from pipeline.bench.speed import lightning_vs_bare_loop, lstm_kernels, patch_throughput, resize_vs_pillow, summary_rows
 from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command

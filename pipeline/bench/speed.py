@@ -1,10 +1,8 @@
-"""Micro-benchmarks, reported as ratios measured in one run (machine speed cancels out)."""
+"""Speed figures, each a ratio against a reference timed in the same run (machine speed cancels out)."""
 
 from __future__ import annotations
 
 import copy
-import multiprocessing
-import resource
 import time
 from collections.abc import Callable
 
@@ -21,7 +19,6 @@ from pipeline.imaging.resize import imresize
 from pipeline.tasks.classification.lstm_gates import GateLSTM
 from pipeline.tasks.classification.train import ClassifierModule
 from pipeline.tasks.models import build
-from pipeline.tasks.sr.evaluate import bicubic, evaluate_images
 from pipeline.training.loop import quiet_lightning
 
 
@@ -118,31 +115,6 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
     t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)
     return {"samples": samples, "epochs": epochs, "bare_s": t_bare, "lightning_s": t_lightning,
             "lightning_over_bare": t_lightning / t_bare}
-
-
-def _peak_rss_of_evaluation(images: int, side: tuple[int, int], scale: int, queue) -> None:
-    """Child process: stream ``images`` synthetic HR pages through the bicubic evaluation, report peak RSS."""
-    def pages():
-        gen = torch.Generator().manual_seed(0)
-        for i in range(images):
-            yield f"page{i}", torch.randint(0, 256, (3, *side), generator=gen).double() / 255
-    evaluate_images(bicubic, pages(), scale)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB on Linux
-
-
-def evaluation_memory(images: int = 20, side: tuple[int, int] = (1170, 1654), scale: int = 4) -> dict:
-    """Peak resident memory of evaluating a large set against a 2-image set of the same pages
-    (Manga109's page size by default): about 1 when evaluation streams."""
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited in the figure
-    peaks = {}
-    for count in (2, images):
-        queue = context.Queue()
-        child = context.Process(target=_peak_rss_of_evaluation, args=(count, side, scale, queue))
-        child.start()
-        peaks[count] = queue.get()
-        child.join()
-    return {"images": images, "side": list(side), "scale": scale, "peak_mib_2_images": peaks[2],
-            "peak_mib": peaks[images], "over_2_images": peaks[images] / peaks[2]}
 
 
 def patch_throughput(side: int = 512, repeats: int = 3) -> dict:
