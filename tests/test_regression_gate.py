@@ -80,12 +80,12 @@ def test_statistics():
 
 @pytest.mark.slow
 def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_project, cli, dvc, set_params):
-    """Against the committed ci baseline (seeds 1-3, made on another machine), in one `dvc repro` on seeds
-    4 and 5: one classifier with lr 0 and an SR variant whose recurrent body is zeroed fail; the healthy
-    variants pass (a different draw of seeds is not a regression); a variant left out is said to be. (CI's
+    """Against the committed ci baseline (seeds 1-3, made on another machine), in one `dvc repro` on seed 4:
+    one classifier with lr 0 and an SR variant whose recurrent body is zeroed fail; the healthy
+    variants pass (another seed is not a regression); a variant left out is said to be. (CI's
     own gate step runs every variant on the baseline's seeds.)"""
     ci = make_project("ci", "ci")
-    set_params(ci, seeds=[4, 5], **{"run.classification": ["lstm_row", "gru_row"]})
+    set_params(ci, seeds=[4], **{"run.classification": ["lstm_row", "gru_row"]})
     set_params(ci, **{"variants.lstm_row.optim.lr": 0.0, "variants.lsrcnn.model.ablate_body": True})
     proc = dvc(ci, "repro", "evaluate_classification", "evaluate_sr", "baseline")  # what the gate reads
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
