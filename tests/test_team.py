@@ -81,6 +81,38 @@ def test_strangers_and_wrong_passwords_are_refused(team, clone, cli):
     assert _nothing_written(project)
 
 
+def test_only_an_admin_adds_users_and_grants(team, root, cli, monkeypatch):
+    """A 403 on add-user or grant says an admin must do it: store.explain's 'an admin grants EDIT' cannot help."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    from pipeline.tracking.store import create_once
+
+    added = cli(["team", "add-user", "mallory"], root,
+                env={**team.env("bob"), "LSTMVISION_NEW_USER_PASSWORD": "mallory-password-1"})
+    assert added.returncode == 1
+    err = _one_line_error(added)
+    assert ("cannot add user 'mallory': user 'bob' may not (HTTP 403): only an admin adds users; run it with an "
+            "admin's MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") in err
+    assert "grant" not in err
+
+    alice = _as(monkeypatch, team, "alice")
+    create_once(lambda: alice.create_experiment("alices-own"))
+    granted = cli(["team", "grant", "bob", "MANAGE", "--experiment", "alices-own"], root, env=team.env("bob"))
+    assert granted.returncode == 1
+    err = _one_line_error(granted)
+    assert "cannot grant MANAGE to 'bob' on experiment alices-own: user 'bob' may not (HTTP 403): only an admin" in err
+    assert "lstmvision team grant" not in err
+
+    # Both refusals held: no user mallory, and bob still has the default READ on alice's experiment.
+    _as(monkeypatch, team, "admin")
+    auth = get_app_client("basic-auth", tracking_uri=team.uri)
+    with pytest.raises(MlflowException, match="mallory"):
+        auth.get_user("mallory")
+    experiment_id = alice.get_experiment_by_name("alices-own").experiment_id
+    assert auth.get_user_permission("bob", "experiment", experiment_id).permission == "READ"
+
+
 def test_dvc_repro_through_the_team_server(tiny, team, dvc, set_params, background, free_port, monkeypatch):
     """Every run, param, metric, dataset, artifact and registered model of the tiny profile, read back over
     the server's REST API as the user who trained; the champions served from the server."""
