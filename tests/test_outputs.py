@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pipeline.core.atomic import unwritable, write_text
 from pipeline.imaging.images import save_image
@@ -40,7 +40,9 @@ def _model(folder: Path, spec: dict) -> Path:
 @pytest.fixture
 def files(tmp_path):
     """An SR model, a classifier, a digit and two photos with the same name in different folders."""
-    Image.new("L", (20, 20), 30).save(tmp_path / "digit.png")
+    digit = Image.new("L", (20, 20), 30)
+    ImageDraw.Draw(digit).line([(10, 3), (10, 16)], fill=220, width=2)  # a 1: classify refuses an image with no ink
+    digit.save(tmp_path / "digit.png")
     for folder, colour in (("a", (30, 60, 90)), ("b", (90, 60, 30))):
         (tmp_path / folder).mkdir()
         Image.new("RGB", (20, 16), colour).save(tmp_path / folder / "same.png")

@@ -10,7 +10,6 @@ import mlflow
 import pandas as pd
 
 from pipeline import tasks
-from pipeline.imaging.images import load_image
 from pipeline.tasks.models import load_model
 
 
@@ -22,9 +21,11 @@ class ImageModel(mlflow.pyfunc.PythonModel):
         self.task = tasks.serving(self.spec["task"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        # Each cell through the CLI's checks and modes.
-        return pd.DataFrame([self.task.answer(self.net, self.spec, load_image(io.BytesIO(base64.b64decode(cell))))
-                             for cell in model_input["image"]])
+        # Each cell read by the task's reader, the one its CLI reads files with (same checks and modes);
+        # a refused image fails the request (HTTP 400) with its one line, naming it by its row (from 1).
+        return pd.DataFrame([self.task.answer(self.net, self.spec,
+                                              self.task.read(io.BytesIO(base64.b64decode(cell)), f"image {row}"))
+                             for row, cell in enumerate(model_input["image"], 1)])
 
 
 mlflow.models.set_model(ImageModel())

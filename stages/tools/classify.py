@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from pipeline.core.atomic import write_json
-from pipeline.imaging.images import load_image
-from pipeline.tasks.classification.predict import classify
+from pipeline.tasks.classification.predict import classify, read_digit
 from stages.common import UsageError, command
 from stages.tools.args import check_json_out, check_range
 from stages.tools.model_ref import MODEL_HELP, load
@@ -33,7 +32,7 @@ def classify_cmd(
     if "input" not in spec:
         raise UsageError(f"--model {model}: exported before model.json recorded its input preparation; retrain it")
     results = [{"file": str(p), "class": name, "probability": round(prob, 6)}
-               for p in images for name, prob in classify(net, spec, [load_image(p)])]
+               for p in images for name, prob in classify(net, spec, [read_digit(p)])]
     for r in results:
         typer.echo(f"{r['file']}\t{r['class']}\t{r['probability']:.4f}")
     if json_out:

@@ -9,9 +9,9 @@ from pathlib import Path
 import typer
 
 from pipeline.core.atomic import unwritable, write_json
-from pipeline.imaging.images import load_image, save_image
+from pipeline.imaging.images import save_image
 from pipeline.tasks.models import default_device
-from pipeline.tasks.sr.predict import upscale
+from pipeline.tasks.sr.predict import read_photo, upscale
 from stages.common import UsageError, command
 from stages.tools.args import check_json_out, check_range, check_scale
 from stages.tools.model_ref import MODEL_HELP, load
@@ -68,7 +68,7 @@ def upscale_cmd(
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for path, target in zip(images, targets, strict=True):
-        sr = upscale(net, load_image(path), factor, tile=tile, device=default_device())
+        sr = upscale(net, read_photo(path), factor, tile=tile, device=default_device())
         save_image(sr, target)
         results.append({"file": str(path), "out": str(target), "width": sr.shape[2], "height": sr.shape[1]})
         typer.echo(f"{path} -> {target} ({sr.shape[2]}x{sr.shape[1]})")

@@ -3,13 +3,36 @@ served model): everything comes from model.json, nothing from the training data.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.errors import ImageError
+from pipeline.imaging.images import load_image
 from pipeline.tasks.classification.data import border, pixel_permutation, polarity, sequence_view
 
 # MNIST's own preparation: the digit's bounding box scaled to 20 of 28 pixels, centred by its mass.
 _DIGIT_FRACTION = 20 / 28
+# A digit ends up 20 pixels tall: an image larger than this on a side is reduced while it is read, so memory
+# follows this bound, not the file (a 9000x9000 scan would otherwise be float copies of several GB).
+READ_SIDE = 2048
+# Ink is what differs from the paper: grey levels spanning less than this fraction of the scale have none.
+MIN_SPREAD = 0.05
+
+
+def read_digit(source: Path | BinaryIO, name: str | None = None) -> torch.Tensor:
+    """An image file as :func:`classify` takes it (``load_image``: transparency over white, reduced past
+    ``READ_SIDE``); one with no ink to read (uniform, or nearly: see ``MIN_SPREAD``) is an ImageError
+    naming ``name`` (default: the path), never a confident answer."""
+    image = load_image(source, max_side=READ_SIDE, name=name)
+    levels = gray(image)
+    spread = float(levels.max() - levels.min())
+    if spread < MIN_SPREAD:
+        raise ImageError(f"{name or source}: no digit to read: the image is uniform (its grey levels span "
+                         f"{spread:.1%} of the scale, less than {MIN_SPREAD:.0%})")
+    return image
 
 
 def gray(image: torch.Tensor) -> torch.Tensor:

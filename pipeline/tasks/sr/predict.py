@@ -4,11 +4,13 @@ the served model, the evaluation). Everything comes from model.json, nothing fro
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from pipeline.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pipeline.imaging.images import to_8bit
+from pipeline.imaging.images import load_image, to_8bit
 from pipeline.imaging.resize import imresize
 
 Upscaler = Callable[[torch.Tensor, int], torch.Tensor]  # LR (C, H, W) in [0,1] -> SR (C, sH, sW)
@@ -34,10 +36,35 @@ def y_model_upscaler(net: torch.nn.Module, device: str = "cpu") -> Upscaler:
     return upscale
 
 
+def read_photo(source: Path | BinaryIO, name: str | None = None) -> torch.Tensor:
+    """A user's image as :func:`upscale` takes it (`lstmvision upscale`, the served model): its transparency,
+    if any, kept as a last channel."""
+    return load_image(source, keep_alpha=True, name=name)
+
+
+def with_alpha(upscale_colour: Upscaler) -> Upscaler:
+    """An upscaler of (colour + alpha) images (2 or 4 channels, alpha last), from one of colour.
+
+    The colour is upscaled premultiplied by its alpha (over black), the alpha plane by bicubic, and the
+    colour divided back by the alpha as the 8-bit output stores it: a fully transparent pixel's colour,
+    which nobody sees, never bleeds into the visible edge beside it.
+    """
+
+    def upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
+        colour, alpha = image[:-1], image[-1:]
+        premultiplied = upscale_colour(colour * alpha, scale).clamp(0, 1)
+        alpha = (imresize(alpha, scale).clamp(0, 1) * 255).round() / 255
+        straight = torch.where(alpha > 0, premultiplied / alpha.clamp_min(1 / 255), 0)
+        return torch.cat([straight.clamp(0, 1), alpha])
+
+    return upscale
+
+
 @torch.no_grad()
 def upscale(net: torch.nn.Module, image: torch.Tensor, scale: int, tile: int = 256, margin: int = 16,
             device: str = "cpu") -> torch.Tensor:
-    """(C, H, W) in [0, 1] -> 8-bit (C, sH, sW): Y by the network, Cb/Cr bicubic (as the protocol scores).
+    """(C, H, W) in [0, 1] -> 8-bit (C, sH, sW): Y by the network, Cb/Cr bicubic (as the protocol scores);
+    2 or 4 channels are colour and alpha (:func:`with_alpha`).
 
     Large images go through in tiles of ``tile`` LR pixels, each read with ``margin`` pixels of
     context on every side that the output then drops, so memory is bounded by the tile, not the
@@ -45,6 +72,8 @@ def upscale(net: torch.nn.Module, image: torch.Tensor, scale: int, tile: int = 2
     """
     upscale_tile = y_model_upscaler(net, device)
     channels, height, width = image.shape
+    if channels in (2, 4):
+        upscale_tile = with_alpha(upscale_tile)
     out = torch.empty(channels, height * scale, width * scale, dtype=torch.uint8)
     for top in range(0, height, tile):
         for left in range(0, width, tile):
