@@ -188,16 +188,22 @@ def _classifier(folder: Path) -> Path:
     return folder
 
 
-def test_classify_refuses_a_blank_file_among_several_like_an_unreadable_one(cli, tmp_path, seven):
+def test_classify_answers_the_readable_images_and_names_each_refused_one(cli, tmp_path, seven):
     model = _classifier(tmp_path / "model")
     Image.fromarray(seven).save(tmp_path / "seven.png")
     Image.new("RGBA", (1, 1), (255, 255, 255, 255)).save(tmp_path / "blank.png")
     (tmp_path / "text.png").write_text("not an image")
-    for bad, needle in (("blank.png", "no digit to read"), ("text.png", "not a readable image")):
-        proc = cli(["classify", str(tmp_path / "seven.png"), str(tmp_path / bad), "--model", str(model)], tmp_path)
-        # One bad file stops the command before any answer, with one line naming it (exit 1).
-        assert proc.returncode == 1 and proc.stdout == "", (proc.returncode, proc.stdout, proc.stderr)
-        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {tmp_path / bad}: {needle}")
+    files = [tmp_path / name for name in ("blank.png", "seven.png", "text.png")]
+    proc = cli(["classify", *map(str, files), "--model", str(model), "--json", str(tmp_path / "out.json")], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith(f"{tmp_path / 'seven.png'}\t") and proc.stdout.count("\n") == 1
+    assert proc.stderr.splitlines() == [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    [blank, text] = proc.stderr.splitlines()
+    assert blank.startswith(f"error: {tmp_path / 'blank.png'}: no digit to read")
+    assert text.startswith(f"error: {tmp_path / 'text.png'}: not a readable image")
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert [r["file"] for r in written["images"]] == [str(tmp_path / "seven.png")]
+    assert [r["file"] for r in written["refused"]] == [str(tmp_path / "blank.png"), str(tmp_path / "text.png")]
 
 
 def _peak_rss(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, int]:

@@ -7,6 +7,8 @@ line; a model read from the MLflow store leaves no temporary copy. Fast: tiny un
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -203,6 +205,48 @@ def test_upscale_replaces_an_existing_output_only_with_overwrite(files, cli, tmp
                 "--model", str(files["sr"]), "--overwrite"], tmp_path)
     _one_line(proc, 2, f"{tmp_path / 'a' / 'same_x2.png'} is also an input")
     assert not (tmp_path / "a" / "same_x2_x2.png").exists()
+
+
+def test_upscale_writes_the_readable_images_and_names_each_refused_one(files, cli, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(files["a"].read_bytes()[:40])  # cut short
+    out = tmp_path / "out"
+    proc = cli(["upscale", str(broken), str(files["a"]), "--out", str(out), "--model", str(files["sr"]), "--json",
+                str(tmp_path / "out.json")], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {broken}: not a readable image")
+    assert sorted(p.name for p in out.iterdir()) == ["same_x2.png"]
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert [r["file"] for r in written["images"]] == [str(files["a"])]
+    assert [r["file"] for r in written["refused"]] == [str(broken)]
+
+
+def test_upscale_shows_its_tiles_on_a_terminal_only(files, tmp_path):
+    """A bar on a terminal's stderr; in a log (no terminal), nothing but the one line per finished image."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    args = [sys.executable, "-m", "stages.cli", "upscale", str(files["a"]), "--out", str(tmp_path / "out"),
+            "--model", str(files["sr"]), "--tile", "16", "--overwrite"]
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
+    proc = subprocess.run(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, timeout=300)
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: all read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and b"same.png: " in drawn and b"/2 [" in drawn, drawn  # 20x16: 2 tiles of 16
+    logged = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert logged.returncode == 0 and logged.stderr == "" and logged.stdout.count("\n") == 1, logged
 
 
 def test_upscale_help_states_overwrite(cli, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.core.atomic import write_json
+from pipeline.imaging.files import list_images
 from pipeline.imaging.images import iter_folder
 from pipeline.tasks.models import default_device
 from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
@@ -34,14 +35,17 @@ def benchmark_sr(
         upscale = bicubic
     else:
         upscale = y_model_upscaler(load(model, "sr", scale, seed)[0], default_device())
-    scores, _ = evaluate_images(upscale, iter_folder(hr_dir, min_size=scale * 2 + 11), scale)  # streamed
+    width = max([4] + [len(path.stem) for path in list_images(hr_dir)])
+    scores = []
+    for name, image in iter_folder(hr_dir, min_size=scale * 2 + 11):  # one image in memory at a time
+        if not scores:
+            typer.echo(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
+        [score], _ = evaluate_images(upscale, [(name, image)], scale)
+        scores.append(score)
+        typer.echo(f"{score.name:<{width}}  {score.psnr:8.3f}  {score.ssim:7.4f}")  # each row as scored: progress
     if not scores:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")
     mean = summarize(scores)
-    width = max([4] + [len(s.name) for s in scores])
-    typer.echo(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
-    for s in scores:
-        typer.echo(f"{s.name:<{width}}  {s.psnr:8.3f}  {s.ssim:7.4f}")
     typer.echo(f"{'mean':<{width}}  {mean['psnr']:8.3f}  {mean['ssim']:7.4f}")
     if json_out:
         write_json(json_out, {"model": model, "scale": scale, "images": mean["images"], "psnr": mean["psnr"],

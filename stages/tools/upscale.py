@@ -11,9 +11,10 @@ import typer
 from pipeline.core.atomic import unwritable, write_json
 from pipeline.imaging.images import save_image
 from pipeline.tasks.models import default_device
-from pipeline.tasks.sr.predict import read_photo, upscale
+from pipeline.tasks.sr.predict import read_photo, tiles, upscale
 from stages.common import UsageError, command
 from stages.tools.args import check_json_out, check_range, check_scale
+from stages.tools.batch import Batch, tile_bar
 from stages.tools.model_ref import MODEL_HELP, load
 
 
@@ -50,9 +51,10 @@ def upscale_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace output PNGs that already exist (without "
                                    "it, an existing one stops the command before any work)"),
     json_out: Path | None = typer.Option(None, "--json", help="also write {model, scale, images: [{file, out, "
-                                         "width, height}]} here ('-': stdout)"),
+                                         "width, height}], refused: [{file, error}]} here ('-': stdout)"),
 ) -> None:
-    """Upscale images by a trained SR model's factor."""
+    """Upscale images by a trained SR model's factor. An image that cannot be read is one error line; the others
+    are still upscaled, and the exit code is 1."""
     check_json_out(json_out)
     check_scale(scale)
     check_range("--seed", seed, 0)
@@ -66,11 +68,16 @@ def upscale_cmd(
     factor = spec["data_args"]["scale"]
     targets = _targets(images, out, factor, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    target_of = dict(zip(images, targets, strict=True))
+    batch = Batch(images, read_photo)
     results = []
-    for path, target in zip(images, targets, strict=True):
-        sr = upscale(net, read_photo(path), factor, tile=tile, device=default_device())
+    for path, photo in batch:
+        target = target_of[path]
+        with tile_bar(tiles(photo, tile), path.name) as bar:
+            sr = upscale(net, photo, factor, tile=tile, device=default_device(), tick=bar.update)
         save_image(sr, target)
         results.append({"file": str(path), "out": str(target), "width": sr.shape[2], "height": sr.shape[1]})
         typer.echo(f"{path} -> {target} ({sr.shape[2]}x{sr.shape[1]})")
     if json_out:
-        write_json(json_out, {"model": model, "scale": factor, "images": results})
+        write_json(json_out, {"model": model, "scale": factor, "images": results, "refused": batch.refused})
+    batch.finish()

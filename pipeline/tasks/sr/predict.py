@@ -60,15 +60,21 @@ def with_alpha(upscale_colour: Upscaler) -> Upscaler:
     return upscale
 
 
+def tiles(image: torch.Tensor, tile: int) -> int:
+    """How many tiles :func:`upscale` cuts ``image`` into."""
+    return -(-image.shape[1] // tile) * -(-image.shape[2] // tile)
+
+
 @torch.no_grad()
 def upscale(net: torch.nn.Module, image: torch.Tensor, scale: int, tile: int = 256, margin: int = 16,
-            device: str = "cpu") -> torch.Tensor:
+            device: str = "cpu", tick: Callable[[], object] | None = None) -> torch.Tensor:
     """(C, H, W) in [0, 1] -> 8-bit (C, sH, sW): Y by the network, Cb/Cr bicubic (as the protocol scores);
     2 or 4 channels are colour and alpha (:func:`with_alpha`).
 
     Large images go through in tiles of ``tile`` LR pixels, each read with ``margin`` pixels of
     context on every side that the output then drops, so memory is bounded by the tile, not the
-    photo. An image that fits one tile is upscaled whole, exactly as `benchmark-sr` does.
+    photo. An image that fits one tile is upscaled whole, exactly as `benchmark-sr` does. ``tick`` is
+    called after each tile (a progress bar).
     """
     upscale_tile = y_model_upscaler(net, device)
     channels, height, width = image.shape
@@ -84,4 +90,6 @@ def upscale(net: torch.nn.Module, image: torch.Tensor, scale: int, tile: int = 2
                        (left - x0) * scale:(min(left + tile, width) - x0) * scale]
             out[:, top * scale:(top + tile) * scale, left * scale:(left + tile) * scale] = (
                 to_8bit(inner))
+            if tick:
+                tick()
     return out
