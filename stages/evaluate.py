@@ -36,7 +36,11 @@ def main(name: str = typer.Argument(..., help=f"a baseline ({', '.join(BASELINES
             save_image(image, out / file)
         result.per_image.to_csv(out / "per_image.csv", index=False)
         write_json(out / "speed.json", result.speed)
-        write_json(out / "metrics.json", {"test": result.metrics})  # what the report reads
+        # What the report reads; warnings (a seed that learned nothing) go on to the report and the MLflow runs.
+        write_json(out / "metrics.json", {"test": result.metrics} | ({"warnings": result.warnings}
+                                                                      if result.warnings else {}))
         # Last, inside the block: if it cannot be written, eval/NAME is not replaced either.
         write_json(METRICS / f"{name}.json", {"test": result.metrics})  # what `dvc metrics` reads
     print(f"{name}: {json.dumps(result.metrics)}")
+    for line in result.warnings.values():
+        typer.echo(f"WARNING {name} {line}", err=True)

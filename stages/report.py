@@ -37,7 +37,7 @@ def main() -> None:
         table = comparison_curves({n: curves[n] for n in task_names})
         write_text(PLOTS / "compare" / f"{task}.csv", table.to_csv(index=False))
     log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
-                              json.loads((EVAL / n / "metrics.json").read_text())["test"]) for n in names])
+                              json.loads((EVAL / n / "metrics.json").read_text())) for n in names])
     crowned = crown(store, champions(summary, METRICS, MODELS, p.data.sr.test))
     print(f"wrote {REPORTS}/report.md and report.html; test metrics logged to the MLflow runs of {len(names)} "
           f"variants x {len(p.seeds)} seeds; champion: {', '.join(crowned) or 'none registered'}")

@@ -65,7 +65,11 @@ def test_variant_names_are_safe_folder_names():
     ("trainer.accelerator", "tpu", "trainer.accelerator: Input should be 'auto', 'cpu'"),
     ("trainer.devices", 0, "trainer.devices"),
     ("variants.lstm_row.arch", "transformer", "variants.lstm_row.arch: unknown 'transformer'"),
-    ("variants.lstm_row.optim.lr", -1, "variants.lstm_row.optim.lr: Input should be greater than or equal to 0"),
+    ("variants.lstm_row.optim.lr", -1, "variants.lstm_row.optim.lr: Input should be greater than 0"),
+    ("variants.lstm_row.optim.lr", 0, "variants.lstm_row.optim.lr: Input should be greater than 0"),
+    ("variants.lstm_row.optim.lr", 1.0e38, "variants.lstm_row.optim.lr: Input should be less than or equal to 1"),
+    ("variants.lsrcnn.optim.lr", 1.0e9, "variants.lsrcnn.optim.lr: Input should be less than or equal to 1"),
+    ("variants.lstm_row.optim.weight_decay", 1.0e38, "optim.weight_decay: Input should be less than or equal to 1"),
     ("tracking.on_unreachable", "ignore", "tracking.on_unreachable"),
 ])
 def test_bad_values_name_the_key(path, value, needle):

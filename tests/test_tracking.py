@@ -4,7 +4,7 @@ import mlflow
 import yaml
 
 from pipeline.config.schema import Tracking
-from pipeline.tracking.results import REPORT_TAG, log_test_metrics
+from pipeline.tracking.results import REPORT_TAG, WARNING_TAG, log_test_metrics
 from pipeline.tracking.store import open_run, resolve_store
 from pipeline.training.loop import dataset_digest
 
@@ -21,14 +21,26 @@ def _run(store, tmp_path, name):
 def test_report_marks_its_runs_and_supersedes_earlier_ones(tmp_path):
     store = _store(tmp_path)
     old, new = _run(store, tmp_path, "old"), _run(store, tmp_path, "new")
-    test = {"accuracy": {"seeds": {"1": 0.9}}}
-    log_test_metrics(store, [([{"run_id": old.run_id, "seed": 1, "scale": None}], test)])
+    evaluated = {"test": {"accuracy": {"seeds": {"1": 0.9}}}}
+    log_test_metrics(store, [([{"run_id": old.run_id, "seed": 1, "scale": None}], evaluated)])
     client = mlflow.MlflowClient(store.uri)
     assert client.get_run(old.run_id).data.tags[REPORT_TAG] == "current"
-    log_test_metrics(store, [([{"run_id": new.run_id, "seed": 1, "scale": None}], test)])
+    log_test_metrics(store, [([{"run_id": new.run_id, "seed": 1, "scale": None}], evaluated)])
     assert client.get_run(old.run_id).data.tags[REPORT_TAG] == "superseded"
     assert client.get_run(new.run_id).data.tags[REPORT_TAG] == "current"
     assert client.get_run(new.run_id).data.metrics["test_accuracy"] == 0.9
+    assert WARNING_TAG not in client.get_run(new.run_id).data.tags
+
+
+def test_a_run_that_learned_nothing_is_tagged_with_the_evaluation_line(tmp_path):
+    store = _store(tmp_path)
+    good, bad = _run(store, tmp_path, "good"), _run(store, tmp_path, "bad")
+    evaluated = {"test": {"accuracy": {"seeds": {"1": 0.9, "2": 0.11}}}, "warnings": {"2": "seed 2: no better"}}
+    log_test_metrics(store, [([{"run_id": good.run_id, "seed": 1, "scale": None},
+                               {"run_id": bad.run_id, "seed": 2, "scale": None}], evaluated)])
+    client = mlflow.MlflowClient(store.uri)
+    assert client.get_run(bad.run_id).data.tags[WARNING_TAG] == "seed 2: no better"
+    assert WARNING_TAG not in client.get_run(good.run_id).data.tags
 
 
 def test_experiments_open_as_model_training(tmp_path):

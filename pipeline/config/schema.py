@@ -113,9 +113,11 @@ class Trainer(Strict):
 
 class Optim(Strict):
     epochs: int = Field(ge=1)
-    lr: float = Field(ge=0)
+    # Adam's step size and decay: past 1 a step moves weights by more than their scale (a finite but huge lr
+    # overflows float32 inside the optimiser, or trains to chance).
+    lr: float = Field(gt=0, le=1)
     batch_size: int = Field(ge=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
     max_steps_per_epoch: int | None = Field(None, ge=1)
     grad_clip: float | None = Field(None, gt=0)  # gradient-norm clipping (vanilla RNNs need it)
 

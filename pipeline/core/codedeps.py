@@ -4,8 +4,9 @@ One answer for two questions: which files a DVC stage must list as deps
 (tests/test_dvc_deps.py derives them from here), and which code a finished
 training or a packaged model belongs to (their keys hash the files' code).
 Imports are read from the source (every ``import`` statement, function-level
-ones included), not executed. A task's parts are imported by name at run time
-(pipeline.tasks); a stage names the part it runs (``stage_closure``).
+ones included, except those made for type annotations only), not executed. A
+task's parts are imported by name at run time (pipeline.tasks); a stage names
+the part it runs (``stage_closure``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,24 @@ def _with_parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def _typing_only(tree: ast.Module) -> set[int]:
+    """ids of the nodes under ``if TYPE_CHECKING:``: imports for annotations, which never run."""
+    blocks = [node for node in ast.walk(tree) if isinstance(node, ast.If)
+              and isinstance(node.test, ast.Name | ast.Attribute)
+              and (getattr(node.test, "id", None) or getattr(node.test, "attr", None)) == "TYPE_CHECKING"]
+    return {id(inner) for block in blocks for stmt in block.body for inner in ast.walk(stmt)}
+
+
 def imports(module: str, path: Path) -> set[str]:
+    """The project modules ``module`` (at ``path``) imports, wherever the statement is, except for
+    annotations only (``if TYPE_CHECKING:``)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = _typing_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -190,6 +190,12 @@ megapixels/s.
 """
 
 
+def learned_nothing(names: list[str], eval_dir: Path) -> dict[str, dict[str, str]]:
+    """variant -> {seed: line} for each seed its evaluation found no better than chance."""
+    found = {n: json.loads((eval_dir / n / "metrics.json").read_text()).get("warnings", {}) for n in names}
+    return {n: lines for n, lines in found.items() if lines}
+
+
 def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: Path, raw_dir: Path,
                  bench: dict, out: Path, commit: str) -> tuple[str, dict]:
     """The report's Markdown (figures written under out/figures) and the summary behind it; a task
@@ -213,4 +219,9 @@ Every figure is the mean ± standard deviation over training seeds (n in bracket
 only when a test supports it at alpha = {p.report.alpha} after Holm's correction over all pairs of
 the table; otherwise it is a tie. Tests: see `pipeline/report/stats.py`.
 """
+    warned = learned_nothing([*p.run.classification, *p.run.sr], eval_dir)
+    if warned:
+        summary["warnings"] = warned
+        lines = "\n".join(f"- **{n}** {line}" for n, seeds in warned.items() for line in seeds.values())
+        head += f"\n## Warning: models that learned nothing\n\nTheir figures below are not results.\n\n{lines}\n"
     return "\n".join([head, *sections, cost(bench), provenance(raw_dir, commit)]), summary

@@ -11,9 +11,9 @@ architectures in ``pipeline.config.architectures``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     import lightning as L
@@ -51,6 +51,7 @@ class Evaluated:
     metrics: dict
     speed: dict
     samples: dict[str, torch.Tensor]
+    warnings: dict[str, str] = field(default_factory=dict)  # seed -> one line: a model that learned nothing
 
 
 @dataclass(frozen=True)
@@ -69,4 +70,5 @@ class EvaluationPart(Protocol):
 class ServingPart(Protocol):
     OUTPUTS: list[tuple[str, str]]  # (MLflow column type, name) of each answer column
 
+    def read(self, source: BinaryIO, name: str) -> torch.Tensor: ...  # one request's image, as the CLI reads a file
     def answer(self, net: nn.Module, spec: dict, image: torch.Tensor) -> dict: ...

@@ -20,13 +20,15 @@ def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
 
 
 REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
+WARNING_TAG = "lstmvision.warning"  # the evaluation's line for a run that learned nothing (no better than chance)
 
 
 def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> None:
     """Attach each variant's test figures to its training runs (one per seed, and per scale for SR), tag
     those runs as the report's, and re-tag runs an earlier report used as superseded.
 
-    ``results`` holds (runs.json entries, test metrics) per variant; one client serves them all.
+    ``results`` holds (runs.json entries, eval/NAME/metrics.json) per variant; one client serves them all. A
+    run whose seed the evaluation warned about is tagged with the warning's line.
     """
     import mlflow
     from mlflow.entities import Metric, RunTag
@@ -34,14 +36,18 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
     client = mlflow.MlflowClient(store.uri)
     now = int(time.time() * 1000)
     current, experiments = set(), set()
-    for runs, test in results:
+    for runs, evaluated in results:
+        test, warnings = evaluated["test"], evaluated.get("warnings", {})
         for run in runs:
             if not run_exists(store, run["run_id"]):  # trained against another store, or deleted since
                 log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
                 continue
             metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
+            tags = [RunTag(REPORT_TAG, "current")]
+            if str(run["seed"]) in warnings:
+                tags.append(RunTag(WARNING_TAG, warnings[str(run["seed"])]))
             with one_line_errors(store):
-                client.log_batch(run["run_id"], metrics=metrics, tags=[RunTag(REPORT_TAG, "current")])
+                client.log_batch(run["run_id"], metrics=metrics, tags=tags)
                 experiments.add(client.get_run(run["run_id"]).info.experiment_id)
             current.add(run["run_id"])
     with one_line_errors(store):

@@ -34,6 +34,27 @@ def accuracy_metrics(per_image: pd.DataFrame) -> dict:
             "per_class_accuracy": {str(c): round(float(a), 5) for c, a in per_class.items()}}
 
 
+# A seed whose accuracy a one-sided binomial test cannot place above chance at this level learned nothing.
+CHANCE_ALPHA = 1e-3
+
+
+def no_better_than_chance(per_image: pd.DataFrame) -> dict[str, str]:
+    """seed -> one line, for each seed whose test accuracy is no better than chance: the rate of always
+    answering the test set's most frequent class (one-sided binomial test at ``CHANCE_ALPHA``)."""
+    from scipy.stats import binomtest
+
+    found = {}
+    for seed, rows in per_image.groupby("seed", sort=False):
+        chance = float(rows.label.value_counts(normalize=True).max())
+        correct = int(rows.correct.sum())
+        p = binomtest(correct, len(rows), chance, alternative="greater").pvalue
+        if p > CHANCE_ALPHA:
+            found[str(seed)] = (f"seed {seed}: test accuracy {correct / len(rows):.3f} is no better than chance "
+                                f"({chance:.3f}, always the most frequent class; one-sided binomial p = {p:.2g}): "
+                                "this model learned nothing (look at its optim settings)")
+    return found
+
+
 def evaluate(name: str, params, inputs: Inputs) -> Evaluated:
     """Every seed's model on the test split (prepared with the data seed, in the model's view)."""
     rows, rates = [], []
@@ -47,4 +68,5 @@ def evaluate(name: str, params, inputs: Inputs) -> Evaluated:
                                   "predicted": predicted, "correct": predicted == labels}))
         rates.append(rate)
     per_image = pd.concat(rows, ignore_index=True)
-    return Evaluated(per_image, accuracy_metrics(per_image), {"images_per_s": float(np.mean(rates))}, {})
+    return Evaluated(per_image, accuracy_metrics(per_image), {"images_per_s": float(np.mean(rates))}, {},
+                     no_better_than_chance(per_image))
