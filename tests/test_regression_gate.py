@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from pipeline.core.errors import InputError
 from pipeline.report.gate import compare, summaries
-from pipeline.report.stats import holm, mcnemar, signed_rank, welch_margin
+from pipeline.report.stats import holm, mcnemar, signed_rank
 from pipeline.tasks.summary import summary
 
 FLOOR = {"accuracy": 0.005, "psnr": 0.02}
@@ -19,17 +20,33 @@ def _s(mean, std, n=3):
     return {"mean": mean, "std": std, "n": n}
 
 
-def test_margin_comes_from_the_spread_and_never_below_the_floor():
-    base = {"v": {"test.accuracy": _s(0.90, 0.01)}}
-    wide = welch_margin(0.01, 3, 0.01, 3, 0.001)
-    assert 0.05 < wide < 0.07  # t(0.999, df=4) = 7.17 times sqrt(2/3) * 0.01
-    assert compare(base, {"v": {"test.accuracy": _s(0.90 - wide * 0.9, 0.01)}}, 0.001, FLOOR).table.verdict[0] == "ok"
-    assert compare(base, {"v": {"test.accuracy": _s(0.90 - wide * 1.1, 0.01)}}, 0.001, FLOOR).failed
-    better = compare(base, {"v": {"test.accuracy": _s(0.90 + wide * 1.1, 0.01)}}, 0.001, FLOOR)
-    assert better.table.verdict[0] == "improved" and not better.failed
-    still = {"v": {"test.psnr": _s(33.0, 0.0, 1)}}  # deterministic: held to the floor
-    assert compare(still, {"v": {"test.psnr": _s(32.99, 0.0, 1)}}, 0.001, FLOOR).table.verdict[0] == "ok"
-    assert compare(still, {"v": {"test.psnr": _s(32.97, 0.0, 1)}}, 0.001, FLOOR).failed
+def test_margin_is_a_two_sample_t_at_the_family_alpha_and_never_below_the_floor():
+    base = {"v": {"test.accuracy": _s(0.90, 0.01)}, "w": {"test.accuracy": _s(0.80, 0.02)}}
+    # Two gated metrics: each at 0.01 / 2; v's spread from its 3 + 3 seeds (df 4), not w's.
+    wide = sps.t.ppf(1 - 0.01 / 2, 4) * 0.01 * math.sqrt(2 / 3)
+    verdict = compare(base, base, 0.01, FLOOR)
+    assert verdict.comparisons == 2 and not verdict.failed
+    row = verdict.table.set_index("variant").loc["v"]
+    assert row.margin == pytest.approx(wide, abs=1e-5)
+    assert row.detects == pytest.approx(wide + sps.t.ppf(0.8, 4) * 0.01 * math.sqrt(2 / 3), abs=1e-5)
+    for factor, expected in ((0.9, "ok"), (1.1, "REGRESSED"), (-1.1, "improved")):
+        now = {**base, "v": {"test.accuracy": _s(0.90 - wide * factor, 0.01)}}
+        assert compare(base, now, 0.01, FLOOR).table.set_index("variant").verdict["v"] == expected
+    still = {"bicubic": {"test.psnr": _s(33.0, 0.0, 1)}}  # deterministic: held to the floor
+    rule = {"deterministic": frozenset({"bicubic"})}
+    assert compare(still, {"bicubic": {"test.psnr": _s(32.99, 0.0, 1)}}, 0.01, FLOOR, **rule).table.verdict[0] == "ok"
+    assert compare(still, {"bicubic": {"test.psnr": _s(32.97, 0.0, 1)}}, 0.01, FLOOR, **rule).failed
+
+
+def test_a_variant_seen_once_borrows_the_others_spread_and_one_without_any_is_named():
+    base = {"v": {"test.accuracy": _s(0.90, 0.0, 1)}, "w": {"test.accuracy": _s(0.80, 0.02, 4)},
+            "u": {"test.accuracy": _s(0.70, 0.04, 4)}}
+    verdict = compare(base, base, 0.01, FLOOR)
+    pooled = math.sqrt((3 * 0.02**2 + 3 * 0.04**2) * 2 / 12)  # w and u, both sides: df 12
+    margin = verdict.table.set_index("variant").margin["v"]
+    assert margin == pytest.approx(sps.t.ppf(1 - 0.01 / 3, 12) * pooled * math.sqrt(2), abs=1e-5)
+    alone = compare({"v": base["v"]}, {"v": base["v"]}, 0.01, FLOOR)
+    assert alone.unestimated == [("v", "test.accuracy")] and alone.comparisons == 0
 
 
 def test_missing_metric_and_unbaselined_variant_fail():
@@ -111,3 +128,23 @@ def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_proj
     assert {v for v, _ in healthy} == {"gru_row", "cnn_sr", "bicubic"}, healthy
     assert set(healthy.values()) <= {"ok", "improved"}, healthy
     assert failed.stderr.startswith("error: ") and failed.stderr.count("\n") == 1
+
+
+def test_update_refuses_a_baseline_weaker_than_promised_unless_told(project, cli):
+    """The committed default baseline, as if just measured: it detects 1.3 to 7.9 accuracy points and 0.08 to
+    3 dB, weaker than params.yaml's check.detect (1 point, 0.2 dB), so --update writes it only with --weak."""
+    committed = json.loads((project / "baselines/default.json").read_text())
+    (project / "metrics").mkdir(exist_ok=True)
+    for name, metrics in committed.items():
+        (project / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
+    (project / "baselines/default.json").write_text("{}")
+    refused = cli(["check", "--update"], project)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "baselines/default.json not written: " in refused.stderr and "--weak" in refused.stderr
+    assert (project / "baselines/default.json").read_text() == "{}"
+    written = cli(["check", "--update", "--weak"], project)
+    assert written.returncode == 0, written.stderr
+    assert json.loads((project / "baselines/default.json").read_text()) == committed
+    assert "family-wise false-alarm rate 0.01 per check run: 38 metrics" in written.stdout
+    passed = cli(["check"], project)
+    assert passed.returncode == 0 and "detects" in passed.stdout, passed.stdout

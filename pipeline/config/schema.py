@@ -155,8 +155,11 @@ class Check(Strict):
     """The regression gate: current metrics against a committed baseline (pipeline.report.gate)."""
 
     baseline: str
-    alpha: float = Field(gt=0, lt=0.5)  # one-sided false-alarm rate per metric
+    alpha: float = Field(gt=0, lt=0.5)  # false-alarm rate of a whole check run (all metrics; one-sided)
+    power: float = Field(0.8, ge=0.5, lt=1)  # at which the detectable drop of each metric is stated
     floor: dict[str, float]  # smallest margin per metric name, whatever the recorded spread
+    # The largest detectable drop per metric name that `check --update` promises (None: no promise).
+    detect: dict[str, float | None] = {}
 
 
 class Bench(Strict):

@@ -10,11 +10,14 @@
   value with every seed of the other.
 * Many pairs: Holm's step-down correction over all pairs of one table, so the
   family-wise error of a table's "better"/"worse" calls is at most alpha.
+* The regression gate (pipeline.report.gate): one-sided t on the difference of
+  means over seeds, the seed-to-seed spread pooled per metric across variants,
+  Bonferroni over every gated metric of a check run; its docstring states the
+  rule, its assumptions and the detectable effect it prints.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,14 +50,3 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted.tolist()
-
-
-def welch_margin(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float) -> float:
-    """One-sided (1 - alpha) critical difference of two means under Welch's t; 0 without any spread."""
-    va, vb = std_a**2 / n_a, std_b**2 / n_b
-    if va + vb == 0:
-        return 0.0
-    # Welch-Satterthwaite degrees of freedom; a side measured once contributes no estimate of its own.
-    dof_terms = [v**2 / (n - 1) for v, n in ((va, n_a), (vb, n_b)) if n > 1 and v > 0]
-    dof = (va + vb) ** 2 / sum(dof_terms) if dof_terms else 1.0
-    return float(sps.t.ppf(1 - alpha, dof)) * math.sqrt(va + vb)
