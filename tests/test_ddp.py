@@ -36,7 +36,7 @@ def test_dvc_repro_on_two_processes_matches_one(reproduced, dvc, set_params):
     single = _test_figures(tiny)
 
     set_params(tiny, **{"seeds": [1], "trainer.accelerator": "cpu", "trainer.devices": 2, "trainer.strategy": "ddp"})
-    two = dvc(tiny, "repro")
+    two = dvc(tiny, "repro", "evaluate_classification", "evaluate_sr")  # the figures compared; not bench or report
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
     assert "Running stage 'train_classification@lstm_row'" in two.stdout
     # one run per training (rank 0's), one model, one runs.json entry, one epoch line per epoch
