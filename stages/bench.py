@@ -11,7 +11,7 @@ from pipeline.bench.memory import evaluation_memory
 from pipeline.bench.speed import lightning_vs_bare_loop, lstm_kernels, patch_throughput, resize_vs_pillow, summary_rows
 from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
-from stages.common import UsageError, command
+from stages.common import UsageError, command, human_echo
 
 
 @command
@@ -24,6 +24,7 @@ def main(
         raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
     if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
         raise UsageError(f"--json {json_out}: {why}")
+    say = human_echo(json_out)
     quick = size == "quick"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     # PyTorch's fastrnns shape (hidden 512, 100 steps) and lstm_gates' own (28 rows of 28 pixels, hidden 128)
@@ -40,8 +41,8 @@ def main(
     }
     result.update(summary=summary_rows(result), machine=machine(), size=size)
     for row in result["summary"]:
-        typer.echo(f"{row['figure']}: {row['ratio']:.2f}x ({row['ours']} vs {row['reference']})")
-    typer.echo(f"SR patch extraction: {result['patches']['hr_megapixels_per_s']:.1f} HR megapixels/s; "
-               f"machine: {result['machine']}")
+        say(f"{row['figure']}: {row['ratio']:.2f}x ({row['ours']} vs {row['reference']})")
+    say(f"SR patch extraction: {result['patches']['hr_megapixels_per_s']:.1f} HR megapixels/s; "
+        f"machine: {result['machine']}")
     if json_out:
         write_json(json_out, result)

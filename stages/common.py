@@ -37,6 +37,13 @@ def params() -> Params:
     return load_params(ROOT / "params.yaml")
 
 
+def human_echo(json_out: Path | None):
+    """typer.echo for a command's human-readable lines: stdout, or stderr when ``--json -`` puts the JSON on
+    stdout, so that stdout parses as JSON (and the lines still show)."""
+    to_stderr = json_out is not None and str(json_out) == "-"
+    return lambda text: typer.echo(text, err=to_stderr)
+
+
 def names_hint(what: str) -> str:
     """For --help: the variant names of params.yaml (what='variants') or the profiles (what='profiles'),
     read without validation so that help works whatever state params.yaml is in."""

@@ -12,7 +12,7 @@ from pipeline.imaging.images import iter_folder
 from pipeline.tasks.models import default_device
 from pipeline.tasks.sr.evaluate import bicubic, evaluate_images, summarize
 from pipeline.tasks.sr.predict import y_model_upscaler
-from stages.common import UsageError, command
+from stages.common import UsageError, command, human_echo
 from stages.tools.args import check_json_out, check_range, check_scale
 from stages.tools.model_ref import MODEL_HELP, load
 
@@ -35,18 +35,19 @@ def benchmark_sr(
         upscale = bicubic
     else:
         upscale = y_model_upscaler(load(model, "sr", scale, seed)[0], default_device())
+    say = human_echo(json_out)
     width = max([4] + [len(path.stem) for path in list_images(hr_dir)])
     scores = []
     for name, image in iter_folder(hr_dir, min_size=scale * 2 + 11):  # one image in memory at a time
         if not scores:
-            typer.echo(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
+            say(f"{'image':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
         [score], _ = evaluate_images(upscale, [(name, image)], scale)
         scores.append(score)
-        typer.echo(f"{score.name:<{width}}  {score.psnr:8.3f}  {score.ssim:7.4f}")  # each row as scored: progress
+        say(f"{score.name:<{width}}  {score.psnr:8.3f}  {score.ssim:7.4f}")  # each row as scored: progress
     if not scores:
         raise UsageError(f"--hr-dir {hr_dir}: no usable images")
     mean = summarize(scores)
-    typer.echo(f"{'mean':<{width}}  {mean['psnr']:8.3f}  {mean['ssim']:7.4f}")
+    say(f"{'mean':<{width}}  {mean['psnr']:8.3f}  {mean['ssim']:7.4f}")
     if json_out:
         write_json(json_out, {"model": model, "scale": scale, "images": mean["images"], "psnr": mean["psnr"],
                               "ssim": mean["ssim"],

@@ -9,7 +9,7 @@ import typer
 
 from pipeline.core.atomic import write_json
 from pipeline.tasks.classification.predict import classify, read_digit
-from stages.common import UsageError, command
+from stages.common import UsageError, command, human_echo
 from stages.tools.args import check_json_out, check_range
 from stages.tools.batch import Batch
 from stages.tools.model_ref import MODEL_HELP, load
@@ -33,12 +33,13 @@ def classify_cmd(
     net, spec = load(model, "classification", seed=seed)
     if "input" not in spec:
         raise UsageError(f"--model {model}: exported before model.json recorded its input preparation; retrain it")
+    say = human_echo(json_out)
     batch = Batch(images, read_digit)
     results = []
     for path, digit in batch:  # each answer printed as it comes: the progress of a long list
         [(name, probability)] = classify(net, spec, [digit])
         results.append({"file": str(path), "class": name, "probability": round(probability, 6)})
-        typer.echo(f"{path}\t{name}\t{probability:.4f}")
+        say(f"{path}\t{name}\t{probability:.4f}")
     if json_out:
         write_json(json_out, {"model": model, "images": results, "refused": batch.refused})
     batch.finish()

@@ -12,7 +12,7 @@ from pipeline.core.atomic import unwritable, write_json
 from pipeline.imaging.images import save_image
 from pipeline.tasks.models import default_device
 from pipeline.tasks.sr.predict import read_photo, tiles, upscale
-from stages.common import UsageError, command
+from stages.common import UsageError, command, human_echo
 from stages.tools.args import check_json_out, check_range, check_scale
 from stages.tools.batch import Batch, tile_bar
 from stages.tools.model_ref import MODEL_HELP, load
@@ -68,6 +68,7 @@ def upscale_cmd(
     factor = spec["data_args"]["scale"]
     targets = _targets(images, out, factor, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    say = human_echo(json_out)
     target_of = dict(zip(images, targets, strict=True))
     batch = Batch(images, read_photo)
     results = []
@@ -77,7 +78,7 @@ def upscale_cmd(
             sr = upscale(net, photo, factor, tile=tile, device=default_device(), tick=bar.update)
         save_image(sr, target)
         results.append({"file": str(path), "out": str(target), "width": sr.shape[2], "height": sr.shape[1]})
-        typer.echo(f"{path} -> {target} ({sr.shape[2]}x{sr.shape[1]})")
+        say(f"{path} -> {target} ({sr.shape[2]}x{sr.shape[1]})")
     if json_out:
         write_json(json_out, {"model": model, "scale": factor, "images": results, "refused": batch.refused})
     batch.finish()
