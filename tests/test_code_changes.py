@@ -61,7 +61,10 @@ def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(r
     client = mlflow.MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
     runs = {r["run_id"] for r in json.loads((reproduced / "models/lstm_row/runs.json").read_text())}
     assert {v.run_id for v in client.search_model_versions("name = 'lstm_row'")} == runs  # same runs, new versions
-    requirements = client.download_artifacts(sorted(runs)[0], "model/requirements.txt")
+    newest = max(client.search_model_versions("name = 'lstm_row'"), key=lambda v: int(v.version))
+    packaged = client.get_logged_model(newest.source.removeprefix("models:/"))  # the run's new LoggedModel
+    assert packaged.source_run_id == newest.run_id
+    requirements = mlflow.artifacts.download_artifacts(f"{packaged.artifact_location}/requirements.txt")
     assert "tabulate==" in open(requirements).read()
 
     # A constant of the training loop: the training it shapes runs again.

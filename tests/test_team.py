@@ -237,8 +237,11 @@ def test_a_user_writes_once_granted_and_two_trainings_at_once_both_land(team, cl
         run = alice.get_run(entry["run_id"])
         assert run.info.status == "FINISHED" and run.data.tags["mlflow.user"] == user
         assert {"train_loss", "val_loss", "val_acc", "params_count", "train_time_s"} <= run.data.metrics.keys()
-        assert {a.path for a in alice.list_artifacts(entry["run_id"])} >= {"model", "model.pt", "params.json"}
-        assert versions[entry["run_id"]].status == "READY"
+        assert {a.path for a in alice.list_artifacts(entry["run_id"])} >= {"model.pt", "params.json"}
+        version = versions[entry["run_id"]]
+        model_id = version.source.removeprefix("models:/")  # the run's LoggedModel
+        assert version.status == "READY" and alice.get_logged_model(model_id).source_run_id == entry["run_id"]
+        assert "MLmodel" in {a.path for a in alice.list_logged_model_artifacts(model_id)}
 
 
 def test_server_stopped_mid_training_fails_in_one_line_and_writes_nothing(team, clone, set_params, background,

@@ -76,3 +76,39 @@ def test_run_param_names_are_shared_and_never_collide(root):
         sources = [7, len(variant.options()), len(variant.optim.model_dump()), len(how_it_ran(p, 64))]
         assert len(params) == sum(sources), f"{name}: a model option shadows a run, optimiser or hardware param"
         assert {"arch", "view", "seed", "lr", "epochs", "batch_size", "precision", "world_size"} <= params.keys()
+
+
+def test_a_packaged_model_is_a_logged_model_of_its_run_linked_to_its_version_and_test_metrics(tmp_path):
+    """MLflow 3's Models tab and the runs table's Models column show it; `models:/name/version` loads it."""
+    import base64
+
+    import pandas as pd
+    from PIL import Image, ImageDraw
+    from test_image_inputs import _classifier
+
+    from pipeline.tracking.registry import log_model
+
+    store = _store(tmp_path)
+    run = _run(store, tmp_path, "lstm_row_s1")
+    digit = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(digit).line([(14, 4), (14, 23)], fill=255, width=3)
+    digit.save(tmp_path / "example.png")
+    version = log_model(store.uri, run.run_id, _classifier(tmp_path / "export"), tmp_path / "example.png",
+                        "lstm_row", "classification", None)
+    client = mlflow.MlflowClient(store.uri)
+    registered = client.get_model_version("lstm_row", str(version))
+    assert registered.source.startswith("models:/m-") and registered.run_id == run.run_id  # the version's model
+    model = client.get_logged_model(registered.source.removeprefix("models:/"))
+    assert model.source_run_id == run.run_id and str(model.status).endswith("READY")
+    assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [model.model_id]
+
+    mlflow.set_tracking_uri(store.uri)
+    served = mlflow.pyfunc.load_model(f"models:/lstm_row/{version}")
+    image = base64.b64encode((tmp_path / "example.png").read_bytes()).decode()
+    answer = served.predict(pd.DataFrame({"image": [image]}))
+    assert list(answer.columns) == ["class", "probability"] and len(answer) == 1
+
+    log_test_metrics(store, [([{"run_id": run.run_id, "seed": 1, "scale": None}],
+                              {"test": {"accuracy": {"seeds": {"1": 0.9}}}})])
+    linked = client.get_logged_model(model.model_id).metrics
+    assert [(m.key, m.value) for m in linked] == [("test_accuracy", 0.9)]

@@ -1,7 +1,8 @@
 """Trained models as MLflow Models that serve: a pyfunc that prepares its own input (the same code as
 `lstmvision classify` / `upscale`; pipeline/tracking/served_model.py, which MLflow runs from the logged
 copy of this package, so training never imports it), with the task's signature and an input example,
-registered as a new version of one registered model per variant (per variant and scale for SR). The
+logged as a LoggedModel of its run and registered as a new version of one registered model per variant
+(per variant and scale for SR) whose source is that LoggedModel. The
 report marks each task's best version with the alias ``champion`` (pipeline.report.champions).
 
 Packaging is not training: the train stage packages a finished training after it, and again (without
@@ -58,11 +59,15 @@ def _requirements() -> list[str]:
 
 def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant: str, task: str,
               scale: int | None) -> int:
-    """Log the exported model in ``export`` as the run's MLflow Model (artifact ``model``) and register it
-    as a new version of its registered model; returns the version number."""
+    """Log the exported model in ``export`` as an MLflow 3 LoggedModel of the run (its Models tab and the runs
+    table's Models column show it; its files live with the model, ``models:/<model id>``) and register it
+    as a new version of its registered model, pointing at it; returns the version number."""
+    from mlflow.entities import LoggedModelOutput
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in stage logs
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     client = mlflow.MlflowClient(store_uri)
+    name = registered_name(variant, scale)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
         mlflow.pyfunc.save_model(
@@ -72,11 +77,21 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
         )
         for cache in list((local / "code").rglob("__pycache__")):
             shutil.rmtree(cache, ignore_errors=True)
-        client.log_artifacts(run_id, str(local), "model")
-    name = registered_name(variant, scale)
+        experiment = client.get_run(run_id).info.experiment_id
+        model = client.create_logged_model(experiment, name=name, source_run_id=run_id, model_type=task,
+                                           tags={"variant": variant, "task": task})
+        try:
+            client.log_model_artifacts(model.model_id, str(local))
+        except BaseException:
+            client.finalize_logged_model(model.model_id, "FAILED")
+            raise
+    client.finalize_logged_model(model.model_id, "READY")
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
     create_once(lambda: client.create_registered_model(
         name, description=f"lstmvision {task} variant {variant}" + (f" at x{scale}" if scale else "")))
-    version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    # The registry resolves a models:/<id> source through the process's global tracking URI, not the client's.
+    mlflow.set_tracking_uri(store_uri)
+    version = client.create_model_version(name, f"models:/{model.model_id}", run_id=run_id, model_id=model.model_id)
     return int(version.version)
 
 

@@ -19,6 +19,15 @@ def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
             for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 
 
+def _logged_model_id(client, run_id: str) -> str | None:
+    """The id of the newest READY LoggedModel a run produced (what its test metrics are linked to)."""
+    experiment = client.get_run(run_id).info.experiment_id
+    found = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'",
+                                        order_by=[{"field_name": "creation_time", "ascending": False}])
+    ready = [m for m in found if str(m.status).endswith("READY")]
+    return ready[0].model_id if ready else None
+
+
 REPORT_TAG = "lstmvision.report"  # "current": the report was built from this run; "superseded": an earlier one was
 WARNING_TAG = "lstmvision.warning"  # the evaluation's line for a run that learned nothing (no better than chance)
 
@@ -42,7 +51,10 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
             if not run_exists(store, run["run_id"]):  # trained against another store, or deleted since
                 log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
                 continue
-            metrics = [Metric(k, v, now, 0) for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
+            with one_line_errors(store):
+                model_id = _logged_model_id(client, run["run_id"])  # the metrics describe the model too
+            metrics = [Metric(k, v, now, 0, model_id=model_id)
+                       for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
             tags = [RunTag(REPORT_TAG, "current")]
             if str(run["seed"]) in warnings:
                 tags.append(RunTag(WARNING_TAG, warnings[str(run["seed"])]))
