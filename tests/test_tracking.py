@@ -102,8 +102,10 @@ def test_a_packaged_model_is_a_logged_model_of_its_run_linked_to_its_version_and
     assert model.source_run_id == run.run_id and str(model.status).endswith("READY")
     assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [model.model_id]
 
-    mlflow.set_tracking_uri(store.uri)
-    served = mlflow.pyfunc.load_model(f"models:/lstm_row/{version}")
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(store.uri):  # models:/ resolves through the global URI
+        served = mlflow.pyfunc.load_model(f"models:/lstm_row/{version}")
     image = base64.b64encode((tmp_path / "example.png").read_bytes()).decode()
     answer = served.predict(pd.DataFrame({"image": [image]}))
     assert list(answer.columns) == ["class", "probability"] and len(answer) == 1

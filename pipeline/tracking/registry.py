@@ -89,9 +89,13 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
     create_once(lambda: client.create_registered_model(
         name, description=f"lstmvision {task} variant {variant}" + (f" at x{scale}" if scale else "")))
-    # The registry resolves a models:/<id> source through the process's global tracking URI, not the client's.
-    mlflow.set_tracking_uri(store_uri)
-    version = client.create_model_version(name, f"models:/{model.model_id}", run_id=run_id, model_id=model.model_id)
+    # The registry resolves a models:/<id> source through the process's global tracking URI, not the client's:
+    # set it for this call only (MLflow's own helper restores the unset state too).
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(store_uri):
+        version = client.create_model_version(name, f"models:/{model.model_id}", run_id=run_id,
+                                              model_id=model.model_id)
     return int(version.version)
 
 
