@@ -10,8 +10,9 @@
   value with every seed of the other.
 * Many pairs: Holm's step-down correction over all pairs of one table, so the
   family-wise error of a table's "better"/"worse" calls is at most alpha.
-* The regression gate (pipeline.report.gate): one-sided t on the difference of
-  means over seeds, the seed-to-seed spread pooled per metric across variants,
+* The regression gate (pipeline.report.gate): one-sided two-sample t on the
+  difference of means over seeds, each variant's spread from both sides' seeds
+  (pooled across variants only for a variant seen once on each side),
   Bonferroni over every gated metric of a check run; its docstring states the
   rule, its assumptions and the detectable effect it prints.
 """

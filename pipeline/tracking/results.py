@@ -19,9 +19,9 @@ def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
             for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 
 
-def _logged_model_id(client, run_id: str) -> str | None:
-    """The id of the newest READY LoggedModel a run produced (what its test metrics are linked to)."""
-    experiment = client.get_run(run_id).info.experiment_id
+def _logged_model_id(client, run_id: str, experiment: str) -> str | None:
+    """The id of the newest READY LoggedModel a run (of ``experiment``) produced: what its test metrics are
+    linked to."""
     found = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'",
                                         order_by=[{"field_name": "creation_time", "ascending": False}])
     ready = [m for m in found if str(m.status).endswith("READY")]
@@ -52,7 +52,8 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
                 log.warning("MLflow run %s is not in %s; its test metrics are not attached", run["run_id"], store.uri)
                 continue
             with one_line_errors(store):
-                model_id = _logged_model_id(client, run["run_id"])  # the metrics describe the model too
+                experiment = client.get_run(run["run_id"]).info.experiment_id
+                model_id = _logged_model_id(client, run["run_id"], experiment)  # the metrics describe the model too
             metrics = [Metric(k, v, now, 0, model_id=model_id)
                        for k, v in test_metrics(test, run["seed"], run["scale"]).items()]
             tags = [RunTag(REPORT_TAG, "current")]
@@ -60,7 +61,7 @@ def log_test_metrics(store: Store, results: list[tuple[list[dict], dict]]) -> No
                 tags.append(RunTag(WARNING_TAG, warnings[str(run["seed"])]))
             with one_line_errors(store):
                 client.log_batch(run["run_id"], metrics=metrics, tags=tags)
-                experiments.add(client.get_run(run["run_id"]).info.experiment_id)
+            experiments.add(experiment)
             current.add(run["run_id"])
     with one_line_errors(store):
         earlier = client.search_runs(sorted(experiments), f"tags.`{REPORT_TAG}` = 'current'") if experiments else []
