@@ -28,6 +28,7 @@ COMMANDS = {
     "upscale": ("stages.tools.upscale", "upscale_cmd"),
     "fetch": ("stages.tools.fetch", "fetch_cmd"),
     "team": ("stages.tools.team", "team"),
+    "fanout": ("stages.tools.fanout", "fanout_cmd"),
 }
 
 

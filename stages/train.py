@@ -8,18 +8,25 @@ trains only the new one. Each finished training is then packaged as an MLflow
 Model and registered, again (without training) when the packaging code
 changed. With several devices the command starts one process per device
 (pipeline/training/distributed.py) and global rank 0 writes.
+
+With ``--seed`` it is one job of ``lstmvision fanout``: that one training, into
+its work folder only (and its MLflow run); the `dvc repro` after the jobs
+finds it finished and records it as above.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import typer
 
 from pipeline import tasks
 from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
+from pipeline.core.errors import ParamsError
 from pipeline.tracking.registry import package
 from pipeline.tracking.store import resolve_store, run_exists
 from pipeline.training.distributed import (
@@ -30,7 +37,7 @@ from pipeline.training.distributed import (
     launch_local,
     launched,
 )
-from pipeline.training.loop import train, work_folder
+from pipeline.training.loop import train, training_lock, work_folder
 from pipeline.training.spec import Places, Training
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
 
@@ -38,7 +45,10 @@ log = logging.getLogger(__name__)
 
 
 @command
-def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}")) -> None:
+def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}"),
+         seed: int | None = typer.Option(None, help="only this seed, into its work folder alone (a fanout job); "
+                                                    "`dvc repro` records it afterwards"),
+         scale: int | None = typer.Option(None, help="with --seed, for SR variants: only this scale")) -> None:
     """Train variant NAME with Lightning for every seed in params.yaml; every run is tracked in MLflow."""
     p = params()
     if name not in p.variants:
@@ -51,8 +61,10 @@ def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names
         with lock:
             launch_local(devices_per_node(p.trainer), ["train", name], f"train {name}")
         return
-    trainings = [Training(name, variant, p, seed, scale)
-                 for seed in p.seeds for scale in tasks.training(variant.task).scales(p)]
+    trainings = [Training(name, variant, p, s, x) for s in p.seeds for x in tasks.training(variant.task).scales(p)]
+    if seed is not None or scale is not None:
+        _one_job(_pick(trainings, seed, scale), p)
+        return
     rank = global_rank()
     if rank != 0:  # trains in step with rank 0, which alone writes and talks to MLflow
         for t in trainings:
@@ -63,15 +75,45 @@ def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names
     with lock if not launched() else contextlib.nullcontext(), atomic_dir(MODELS / name) as tmp:
         places = Places(ROOT, PREPARED, WORK, store, tmp)
         for t in trainings:
-            r = train(t, places, rank)
+            with training_lock(t, places):
+                r = train(t, places, rank)
             runs.append({"seed": t.seed, "scale": t.scale, "run_id": r.run_id, "params_count": r.params_count,
                          "train_time_s": r.train_time_s, "epochs": r.epochs, "best_val": r.best})
             curves += [{"seed": t.seed, "scale": t.scale or "", **row} for row in r.history]
-            print(f"{t.label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
-                  f"(MLflow run {r.run_id})", flush=True)
+            _trained(t, r)
             _package(t, places, r.run_id)
         write_json(tmp / "runs.json", runs)
         write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))
+
+
+def _pick(trainings: list[Training], seed: int | None, scale: int | None) -> Training:
+    """The one training a fanout job names."""
+    t0 = trainings[0]
+    found = [t for t in trainings if t.seed == seed and (scale is None or t.scale == scale)]
+    if seed is None or len(found) != 1:
+        seeds = ", ".join(str(s) for s in t0.params.seeds)
+        scales = sorted({t.scale for t in trainings if t.scale})
+        need = f"--seed (one of {seeds})" + (f" and --scale (one of {', '.join(map(str, scales))})" if scales else "")
+        raise UsageError(f"train {t0.name}: a single training needs {need}")
+    return found[0]
+
+
+def _one_job(t: Training, p) -> None:
+    """One training as a fanout job: its work folder and MLflow run, nothing of DVC's outputs."""
+    if devices_per_node(p.trainer) > 1 or launched():
+        raise ParamsError("a fanout job trains on one device (trainer.devices: 1); DDP speeds up one training, "
+                          "fanout runs many")
+    store = resolve_store(p.tracking, ROOT)
+    with tempfile.TemporaryDirectory() as scratch:  # the export lands in the work folder; this copy is dropped
+        places = Places(ROOT, PREPARED, WORK, store, Path(scratch))
+        with training_lock(t, places):
+            r = train(t, places)
+    _trained(t, r)
+
+
+def _trained(t: Training, r) -> None:
+    print(f"{t.label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
+          f"(MLflow run {r.run_id})", flush=True)
 
 
 def _package(t: Training, places: Places, run_id: str) -> None:

@@ -1,7 +1,7 @@
 """Shared fixtures: the project root, a fresh copy of the project (and one reproduced with the tiny
 profile), the CLI and DVC as a user runs them, params edits, and the real servers of tests/helpers/ (an
 HTTP file server, server processes on free ports, a throw-away PostgreSQL cluster, the team's MLflow
-tracking server on it).
+tracking server on it, a single-node SLURM cluster).
 
 Test modules get helpers as fixtures: pytest puts tests/ on sys.path for conftest.py (so `helpers`
 imports here), which a test module cannot count on.
@@ -18,6 +18,7 @@ import yaml
 from helpers import processes
 from helpers.fileserver import FileServer
 from helpers.postgres import cluster
+from helpers.slurm import cluster as slurm_cluster
 from helpers.team import Team
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,13 @@ def postgres():
     """A throw-away PostgreSQL cluster (helpers.postgres): yields (URL without the password, the password)."""
     with cluster() as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A single-node SLURM cluster (helpers.slurm): yields the environment its clients need (SLURM_CONF)."""
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

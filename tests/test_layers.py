@@ -8,7 +8,7 @@ import pytest
 from pipeline.core.codedeps import PROJECT, imports, source_file
 
 # Lowest first: a package may import its own modules and those of packages before it, never after.
-LAYERS = ["core", "config", "imaging", "data", "tasks", "tracking", "training", "report", "bench"]
+LAYERS = ["core", "config", "imaging", "data", "tasks", "tracking", "training", "report", "bench", "fanout"]
 TASKS = ["classification", "sr"]
 
 

@@ -109,6 +109,9 @@ class Trainer(Strict):
     precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"]
     num_workers: int = Field(ge=0)
     deterministic: bool
+    # CPU threads of each training. A float sum's rounding depends on how many threads share it, so a fixed
+    # number gives the same bits on any machine and in a fanout job; auto: all cores (a fanout job: its share).
+    threads: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
 
 class Optim(Strict):
@@ -168,6 +171,21 @@ class Bench(Strict):
     size: Literal["full", "quick"] = "full"
 
 
+class SlurmJobs(Strict):
+    """What each training asks SLURM for under `lstmvision fanout --executor slurm` (sbatch options)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    cpus_per_task: int = Field(2, ge=1)  # also the training's torch/OpenMP threads
+    gpus: int = Field(0, ge=0)  # --gres=gpu:N
+    mem: str | None = "4G"  # --mem; None: the partition's default
+    time: str = "01:00:00"  # --time; a training past it is stopped and resumed by the next fanout
+    extra: list[str] = []  # further sbatch flags as written on its command line, e.g. ["--account=ml"]
+
+
+class Fanout(Strict):
+    slurm: SlurmJobs = SlurmJobs()
+
+
 class Report(Strict):
     crop_size: int = Field(ge=16)
     alpha: float = Field(gt=0, lt=0.5)  # significance level of the tie/difference calls
@@ -184,6 +202,7 @@ class Params(Strict):
     report: Report
     check: Check
     bench: Bench = Bench()
+    fanout: Fanout = Fanout()
 
     @field_validator("seeds")
     @classmethod

@@ -182,14 +182,7 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
         if run_id is not None and not run_exists(store, run_id):
             log.warning("%s: MLflow run %s is gone from %s; starting a new run", run_name, run_id, store.uri)
             run_id = None
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            create_once(lambda: client.create_experiment(experiment, tags=EXPERIMENT_KIND, artifact_location=(
-                store.artifact_root and f"{store.artifact_root}/{experiment}")))
-            found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id
-        if EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
-            client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+        experiment_id = _experiment(client, store, experiment)
         if run_id is None:
             tags = {"mlflow.user": _user(), **tags}
             run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
@@ -198,6 +191,30 @@ def open_run(store: Store, run_file: Path, experiment: str, run_name: str, tags:
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     run_file.write_text(json.dumps({"uri": store.uri, "run_id": run_id}))
     return Run(store, run_id)
+
+
+def _experiment(client, store: Store, name: str) -> str:
+    """The id of experiment ``name``, made (for its runs table) when missing."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        create_once(lambda: client.create_experiment(name, tags=EXPERIMENT_KIND, artifact_location=(
+            store.artifact_root and f"{store.artifact_root}/{name}")))
+        found = client.get_experiment_by_name(name)
+    if EXPERIMENT_KIND.items() - found.tags.items():  # made by an older version
+        client.set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+    return found.experiment_id
+
+
+def prepare(store: Store, experiments: list[str]) -> None:
+    """Create the store's tables and these experiments now, before trainings start in parallel: processes
+    that open a new SQLite store at once race in its schema migration and fail. After it, each training's
+    writes are short transactions that SQLite serialises (its busy timeout waits out the others)."""
+    import mlflow
+
+    with one_line_errors(store):
+        client = mlflow.MlflowClient(store.uri)
+        for name in experiments:
+            _experiment(client, store, name)
 
 
 def _user() -> str:

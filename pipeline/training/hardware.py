@@ -6,8 +6,9 @@ from __future__ import annotations
 import platform
 
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 
-from pipeline.config.schema import Params
+from pipeline.config.schema import Params, Trainer
 from pipeline.training.distributed import batch_per_device, devices_per_node, on_cuda, world_size
 
 
@@ -25,13 +26,21 @@ def deterministic_for(setting: bool, cuda: bool) -> bool | str:
     return "warn" if setting and cuda else setting
 
 
+def use_threads(cfg: Trainer) -> None:
+    """This process's CPU threads for a training: ``trainer.threads``, or with auto torch's own choice (all
+    cores, or OMP_NUM_THREADS where a fanout job was given its share)."""
+    if cfg.threads != "auto":
+        torch.set_num_threads(cfg.threads)
+
+
 def how_it_ran(params: Params, batch_size: int) -> dict:
     """The hardware choices of a run, for its MLflow params: a GPU run says what it did (read after the Trainer
     is made, which sets cuDNN's benchmark mode)."""
     cfg, cuda = params.trainer, on_cuda(params.trainer)
     return {"accelerator": "cuda" if cuda else "cpu", "devices": devices_per_node(cfg), "num_nodes": cfg.num_nodes,
             "world_size": world_size(cfg), "batch_per_device": batch_per_device(batch_size, cfg, "optim"),
-            "precision": precision_for(cfg.precision, cuda),
+            "precision": precision_for(cfg.precision, cuda), "cpu_threads": torch.get_num_threads(),
+            "cluster": "slurm" if SLURMEnvironment.detect() else "none",  # Lightning takes SLURM's ranks, requeue
             "deterministic": str(deterministic_for(cfg.deterministic, cuda)).lower(),
             "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
             "cudnn": str(torch.backends.cudnn.version()) if cuda else "none",

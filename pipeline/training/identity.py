@@ -12,7 +12,7 @@ import yaml
 
 from pipeline import tasks
 from pipeline.config.schema import flatten
-from pipeline.core.codedeps import closure, digest
+from pipeline.core.codedeps import closure, digest, source_file
 from pipeline.training.hardware import how_it_ran
 from pipeline.training.spec import Training
 
@@ -21,8 +21,10 @@ def code_digest(task: str) -> str:
     """The code a training of ``task`` runs: the training loop and the task's training part, with every project
     module they import (all of them train-stage deps), as code (pipeline.core.codedeps.digest): a comment or
     docstring edit keeps finished trainings, any change to what runs trains afresh. What happens after a
-    training (exporting the files, packaging for MLflow, the stage's printing) is not in it."""
-    return digest(closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train")))
+    training (exporting the files, packaging for MLflow, the stage's printing) is not in it, nor is the params
+    schema: the key holds the validated values it produces, so a new params section retrains nothing."""
+    schema = source_file("pipeline.config.schema")
+    return digest([f for f in closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train")) if f != schema])
 
 
 def run_key(t: Training) -> str:
@@ -64,8 +66,16 @@ def dataset_digest(root: Path, folder: Path) -> tuple[str, str]:
     return h.hexdigest(), "md5 of the files (no matching dvc.lock entry)"
 
 
-def experiment_tags() -> dict[str, str]:
-    """The DVC experiment a training belongs to when `dvc exp run` (queued or not) started it: DVC sets
-    these variables for every stage command, so `dvc exp show` and the MLflow runs point at each other."""
-    name = os.environ.get("DVC_EXP_NAME")
-    return {"dvc_experiment": name, "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")} if name else {}
+def launch_tags() -> dict[str, str]:
+    """What started the training, for its MLflow run: the DVC experiment when `dvc exp run` (queued or not)
+    did (DVC sets these variables for every stage command, so `dvc exp show` and the MLflow runs point at
+    each other), and the SLURM job (array task) when a fanout job did, so its log is found from the run."""
+    tags = {}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags |= {"dvc_experiment": os.environ["DVC_EXP_NAME"],
+                 "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        tags["slurm_job"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    elif os.environ.get("SLURM_JOB_ID"):
+        tags["slurm_job"] = os.environ["SLURM_JOB_ID"]
+    return tags

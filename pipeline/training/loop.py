@@ -30,13 +30,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from PIL import Image
 
 from pipeline import tasks
+from pipeline.core.atomic import job_lock
 from pipeline.core.errors import Interrupted, LstmvisionError, ParamsError, TrackingError, first_line
 from pipeline.tasks.models import build, count_parameters, model_folder, save_model
 from pipeline.tracking.store import git_commit, open_run
 from pipeline.training.callbacks import Clock, Curves, EpochLine, History
 from pipeline.training.distributed import on_cuda, world_size
-from pipeline.training.hardware import deterministic_for, precision_for
-from pipeline.training.identity import dataset_digest, experiment_tags, full_params, run_key, run_params
+from pipeline.training.hardware import deterministic_for, precision_for, use_threads
+from pipeline.training.identity import dataset_digest, full_params, launch_tags, run_key, run_params
 from pipeline.training.spec import Places, Training
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,20 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # we resume there
+    # On a cluster's login node `srun` exists and Lightning warns at every training started outside a job. Inside
+    # one (srun sets SLURM_NTASKS) Lightning takes SLURM's environment; a multi-node training started without
+    # a launcher, what the warning guards against, is refused by pipeline.training.distributed.check_launch.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 def work_folder(t: Training, places: Places) -> Path:
     """Where a training keeps its checkpoints, curve, MLflow run id and, once finished, its result and export."""
     return places.work / t.run_name / run_key(t)
+
+
+def training_lock(t: Training, places: Places):
+    """Held by whoever trains ``t`` (a stage or a fanout job), so no training runs twice at once."""
+    return job_lock(places.work.parent / "locks" / f"train-{t.run_name}.lock", f"training {t.label}")
 
 
 def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
@@ -85,6 +95,7 @@ def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
 
     task = tasks.training(t.task)
     quiet_lightning()
+    use_threads(t.params.trainer)
     L.seed_everything(t.seed, workers=True, verbose=False)
     dm = task.datamodule(t.variant, t.params, places.prepared, t.seed, t.scale)
     net = build(t.variant.arch, dm.data_args(), t.variant.model)
@@ -103,7 +114,7 @@ def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
     trainer = _trainer(t, [ckpt, history, clock])  # a bad setting fails before any MLflow run
     run = open_run(places.store, work / "mlflow_run.json", t.task, t.run_name,
                    tags={"variant": t.name, "seed": str(t.seed), "git_commit": git_commit(places.root),
-                         "task": t.task, "scale": str(t.scale or ""), **experiment_tags()},
+                         "task": t.task, "scale": str(t.scale or ""), **launch_tags()},
                    params=run_params(t))
     folder = places.prepared / task.PREPARED
     folder = folder.relative_to(places.root) if folder.is_absolute() else folder
