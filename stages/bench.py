@@ -8,7 +8,14 @@ import torch
 import typer
 
 from pipeline.bench.memory import evaluation_memory
-from pipeline.bench.speed import lightning_vs_bare_loop, lstm_kernels, patch_throughput, resize_vs_pillow, summary_rows
+from pipeline.bench.speed import (
+    lightning_vs_bare_loop,
+    lstm_kernels,
+    patch_throughput,
+    resize_vs_pillow,
+    sr_step_overhead,
+    summary_rows,
+)
 from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command, human_echo
@@ -19,7 +26,8 @@ def main(
     json_out: Path = typer.Option(None, "--json", help="also write the figures here ('-': stdout)"),
     size: str = typer.Option("full", help="'full' for figures to quote, 'quick' (small shapes) for a smoke test"),
 ) -> None:
-    """Gate LSTM vs nn.LSTM, Lightning vs a bare loop, resize vs Pillow, evaluation memory; prints JSON."""
+    """Gate LSTM vs nn.LSTM, Lightning vs bare loops (classifier fit, SR step), resize vs Pillow, evaluation
+    memory; prints JSON."""
     if size not in ("full", "quick"):
         raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
     if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
@@ -35,6 +43,7 @@ def main(
         "lstm": [lstm_kernels(d, **shape) for d in devices for shape in shapes],
         "lightning": lightning_vs_bare_loop(samples=128, epochs=1, hidden=16, repeats=1) if quick else
         lightning_vs_bare_loop(),
+        "sr_step": sr_step_overhead(steps=20, patch=16, features=8, repeats=1) if quick else sr_step_overhead(),
         "resize": [resize_vs_pillow(d, side=64 if quick else 512) for d in devices],
         "patches": patch_throughput(side=96 if quick else 512),
         "evaluation_memory": evaluation_memory(images=3, side=(64, 48)) if quick else evaluation_memory(),

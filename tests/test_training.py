@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.config.schema import parse_params
 from pipeline.tasks.classification.data import pixel_permutation, sequence_view
-from pipeline.tasks.models import load_model
+from pipeline.tasks.models import build, load_model
 from pipeline.tracking.store import resolve_store
 from pipeline.training.hardware import deterministic_for, precision_for
 from pipeline.training.loop import train
@@ -90,6 +90,38 @@ def test_bench_reports_ratios(tmp_path, cli, root):
     assert result["resize"][0]["hr_megapixels_per_s"] > 0 and result["patches"]["hr_megapixels_per_s"] > 0
     # every figure is printed as a ratio against its same-run reference, and lands in the JSON for the report
     figures = [r["figure"] for r in result["summary"]]
-    assert [f.split()[0] for f in figures] == ["gate-equation", "lstm_row", "MATLAB", "peak"]
+    assert [f.split()[0] for f in figures] == ["gate-equation", "lstm_row", "lsrcnn", "MATLAB", "peak"]
     assert all(r["ratio"] > 0 for r in result["summary"])
     assert all(f"{f}: " in proc.stdout for f in figures) and result["machine"] in proc.stdout
+
+
+@pytest.mark.parametrize("arch, data_args, options", [
+    ("lsrcnn", {"scale": 2, "channels": 1}, {"features": 8, "hidden": 8, "attention": "mixed"}),
+    ("recurrent", {"input_size": 28, "num_classes": 10}, {"cell": "gates", "hidden": 16}),
+    ("crnn", {"input_size": 28, "image_size": 28, "num_classes": 10}, {"channels": 8, "hidden": 16}),
+])
+def test_the_nan_fill_the_stage_turns_off_changes_no_bit(arch, data_args, options):
+    """Deterministic mode's NaN fill of new tensors (off in training: pipeline.training.hardware.lean_determinism)
+    would show a kernel reading memory it never wrote: the same steps with and without it give the same weights."""
+    import torch.utils.deterministic
+
+    def weights(fill: bool) -> dict:
+        torch.manual_seed(0)
+        net = build(arch, data_args, options)
+        x = torch.rand(4, 1, 8, 8) if arch == "lsrcnn" else torch.rand(4, 28, 28) if arch == "recurrent" else \
+            torch.rand(4, 1, 28, 28)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        try:
+            for _ in range(3):
+                opt.zero_grad()
+                net(x).square().mean().backward()
+                opt.step()
+        finally:
+            torch.use_deterministic_algorithms(False)
+            torch.utils.deterministic.fill_uninitialized_memory = True
+        return net.state_dict()
+
+    filled, lean = weights(True), weights(False)
+    assert all(torch.equal(filled[k], lean[k]) for k in filled)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -19,12 +24,27 @@ from pipeline.imaging.resize import imresize
 from pipeline.tasks.classification.lstm_gates import GateLSTM
 from pipeline.tasks.classification.train import ClassifierModule
 from pipeline.tasks.models import build
+from pipeline.tasks.sr.train import SRDataModule, SRModule
+from pipeline.training.hardware import lean_determinism
 from pipeline.training.loop import quiet_lightning
 
 
 def _sync(device: str) -> Callable[[], None]:
     """What waits for queued GPU work, so a timing covers the work itself."""
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+@contextlib.contextmanager
+def _stage_determinism():
+    """Both sides of a loop comparison in the train stage's mode: deterministic kernels without the NaN fill
+    (Lightning's Trainer turns the mode on for good, so a bare loop timed after it would run in it anyway)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    lean_determinism()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
@@ -87,8 +107,10 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
     quiet_lightning()
 
     def lightning_fit():
-        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            num_sanity_val_steps=0)
+        lean_determinism()  # as the train stage's Trainer does (pipeline.training.loop)
         trainer.fit(ClassifierModule(copy.deepcopy(net), optim, 10), batch_loader(data, 64, seed=1),
                     batch_loader(val, 64))
 
@@ -112,9 +134,75 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
                 metric.reset()
             sched.step()
 
-    t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)
+    with _stage_determinism():
+        t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)
     return {"samples": samples, "epochs": epochs, "bare_s": t_bare, "lightning_s": t_lightning,
             "lightning_over_bare": t_lightning / t_bare}
+
+
+class _StepClock(L.Callback):
+    """Seconds from the start of batch ``first`` to the end of the last: steps alone, not the fit's set-up."""
+
+    def __init__(self, first: int):
+        self.first, self.start, self.end = first, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.first:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.end = time.perf_counter()
+
+
+def sr_step_overhead(steps: int = 150, batch: int = 16, patch: int = 48, scale: int = 2, features: int = 32,
+                     repeats: int = 5) -> dict:
+    """An SR training step as the train stage takes it (patches read from prepared uint8 arrays through the
+    task's data module, the Lightning loop, the task's metrics) against a bare PyTorch loop of the same
+    network, batches and optimiser over float tensors already in memory: what everything around the
+    forward, backward and optimiser step costs. Both are timed over the same steps after the first ten,
+    in turn, and the ratio is the median of the pairs'; validation (once per epoch) is left out of both."""
+    warm = 10
+    rng = np.random.default_rng(0)
+    n = batch * steps * 2
+    optim = Optim(epochs=1, lr=1e-3, batch_size=batch)
+    net = build("lsrcnn", {"scale": scale, "channels": 1}, {"features": features, "hidden": features})
+    quiet_lightning()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / f"x{scale}"
+        folder.mkdir()
+        np.save(folder / "lr.npy", rng.integers(0, 256, (n, 1, patch // scale, patch // scale), dtype=np.uint8))
+        np.save(folder / "hr.npy", rng.integers(0, 256, (n, 1, patch, patch), dtype=np.uint8))
+        data = SRDataModule(Path(tmp), scale, batch, val_fraction=0.01, data_seed=0, seed=1)
+        data.setup()
+        in_memory = [data.train_set[i] for i in batch_loader(data.train_set, batch, seed=1).sampler][:steps]
+
+        def lightning_steps() -> float:
+            clock = _StepClock(warm)
+            trainer = L.Trainer(max_steps=steps, limit_val_batches=0, accelerator="cpu", deterministic=True,
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock])
+            lean_determinism()  # as the train stage's Trainer does (pipeline.training.loop)
+            trainer.fit(SRModule(copy.deepcopy(net), optim), datamodule=data)
+            return clock.end - clock.start
+
+        def bare_steps() -> float:
+            model = copy.deepcopy(net)
+            opt = torch.optim.Adam(model.parameters(), lr=optim.lr)
+            for i, (lr, hr) in enumerate(in_memory):
+                if i == warm:
+                    start = time.perf_counter()
+                opt.zero_grad()
+                F.mse_loss(model(lr), hr).backward()
+                opt.step()
+            return time.perf_counter() - start
+
+        with _stage_determinism():
+            pairs = [(bare_steps(), lightning_steps()) for _ in range(repeats)]  # in turn: drift hits both alike
+    timed = steps - warm
+    t_bare, t_lightning = (sorted(times)[repeats // 2] for times in zip(*pairs, strict=True))
+    return {"steps": timed, "batch": batch, "patch": patch, "scale": scale, "features": features,
+            "bare_ms_per_step": 1000 * t_bare / timed, "lightning_ms_per_step": 1000 * t_lightning / timed,
+            "lightning_over_bare": sorted(ours / bare for bare, ours in pairs)[repeats // 2]}
 
 
 def patch_throughput(side: int = 512, repeats: int = 3) -> dict:
@@ -134,6 +222,11 @@ def summary_rows(result: dict) -> list[dict]:
     rows.append({"figure": f"lstm_row fit, {fit['epochs']} epochs of {fit['samples']} images",
                  "ours": f"Lightning {fit['lightning_s']:.2f} s", "reference": f"bare loop {fit['bare_s']:.2f} s",
                  "ratio": fit["lightning_over_bare"]})
+    sr = result["sr_step"]
+    rows.append({"figure": f"lsrcnn training step, batch {sr['batch']} of {sr['patch']} px x{sr['scale']} patches, "
+                           f"{sr['features']} features",
+                 "ours": f"stage's loop {sr['lightning_ms_per_step']:.1f} ms",
+                 "reference": f"bare loop {sr['bare_ms_per_step']:.1f} ms", "ratio": sr["lightning_over_bare"]})
     rows += [{"figure": f"MATLAB bicubic x1/2 then x2, {d['side']} px RGB, {d['device']}",
               "ours": f"{d['ms']:.1f} ms", "reference": f"Pillow {d['pillow_ms']:.1f} ms", "ratio": d["over_pillow"]}
              for d in result["resize"]]

@@ -36,7 +36,7 @@ from pipeline.tasks.models import build, count_parameters, model_folder, save_mo
 from pipeline.tracking.store import git_commit, open_run
 from pipeline.training.callbacks import Clock, Curves, EpochLine, History
 from pipeline.training.distributed import on_cuda, world_size
-from pipeline.training.hardware import deterministic_for, precision_for, use_threads
+from pipeline.training.hardware import deterministic_for, lean_determinism, precision_for, use_threads
 from pipeline.training.identity import dataset_digest, full_params, launch_tags, run_key, run_params
 from pipeline.training.spec import Places, Training
 
@@ -177,7 +177,7 @@ def _trainer(t: Training, callbacks: list, report: bool = True) -> L.Trainer:
     interactive = report and sys.stderr.isatty()
     ddp = world_size(cfg) > 1
     try:
-        return L.Trainer(
+        trainer = L.Trainer(
             max_epochs=optim.epochs,
             limit_train_batches=optim.max_steps_per_epoch or 1.0,
             gradient_clip_val=optim.grad_clip,
@@ -191,6 +191,8 @@ def _trainer(t: Training, callbacks: list, report: bool = True) -> L.Trainer:
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
         raise ParamsError(f"params.yaml: trainer: {first_line(exc)}") from None
+    lean_determinism()
+    return trainer
 
 
 def _resumable(last: Path, run_name: str) -> Path | None:
