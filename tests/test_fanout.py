@@ -79,6 +79,13 @@ def test_a_job_names_one_training(tiny, cli):
                                    "and --scale (one of 2)")
 
 
+def test_an_unknown_target_is_one_line(tiny, cli):
+    proc = cli(["fanout", "evaluate_nothing"], tiny)
+    assert proc.returncode == 2 and not (tiny / "data").exists()
+    assert proc.stderr.strip() == ("error: fanout evaluate_nothing: Stage 'evaluate_nothing' not found inside "
+                                   "'dvc.yaml' file")
+
+
 def test_cores_are_shared_between_local_jobs_and_gpus_given_one_each():
     from pipeline.fanout.local import slots
 

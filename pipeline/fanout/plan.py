@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline import tasks
 from pipeline.config.schema import Params
+from pipeline.core.errors import ParamsError, first_line
 from pipeline.training.loop import work_folder
 from pipeline.training.spec import Places, Training
 
@@ -25,11 +26,15 @@ def _variant(cmd: str | list[str]) -> str | None:
 def train_stages(root: Path, targets: list[str]) -> tuple[list[str], dict[str, str]]:
     """(the stages the train stages depend on, {train stage: variant}) among TARGETS and what they depend on,
     as `dvc repro TARGETS` collects them (no targets: the whole pipeline)."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        stages = ({s.addressing: s for t in targets for s in repo.stage.collect(t, with_deps=True)} if targets
-                  else {s.addressing: s for s in repo.index.stages})
+        try:
+            stages = ({s.addressing: s for t in targets for s in repo.stage.collect(t, with_deps=True)} if targets
+                      else {s.addressing: s for s in repo.index.stages})
+        except DvcException as exc:
+            raise ParamsError(f"fanout {' '.join(targets)}: {first_line(exc)}") from None
         trains = {a: v for a, s in stages.items() if (v := _variant(s.cmd))}
         before = {s.addressing for a in trains for s in repo.stage.collect(a, with_deps=True)} - trains.keys()
     return sorted(before), trains
