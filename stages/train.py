@@ -20,6 +20,7 @@ import contextlib
 import logging
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -46,9 +47,11 @@ log = logging.getLogger(__name__)
 
 @command
 def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}"),
-         seed: int | None = typer.Option(None, help="only this seed, into its work folder alone (a fanout job); "
-                                                    "`dvc repro` records it afterwards"),
-         scale: int | None = typer.Option(None, help="with --seed, for SR variants: only this scale")) -> None:
+         # Annotated: called as a function (tests, a driver script) the defaults are None, not typer objects.
+         seed: Annotated[int | None, typer.Option(help="only this seed, into its work folder alone (a fanout "
+                                                       "job); `dvc repro` records it afterwards")] = None,
+         scale: Annotated[int | None, typer.Option(help="with --seed, for SR variants: only this scale")] = None,
+         ) -> None:
     """Train variant NAME with Lightning for every seed in params.yaml; every run is tracked in MLflow."""
     p = params()
     if name not in p.variants:

@@ -154,8 +154,8 @@ class _StepClock(L.Callback):
         self.end = time.perf_counter()
 
 
-def sr_step_overhead(steps: int = 150, batch: int = 16, patch: int = 48, scale: int = 2, features: int = 32,
-                     repeats: int = 5) -> dict:
+def sr_step_overhead(steps: int = 60, batch: int = 16, patch: int = 48, scale: int = 2, features: int = 32,
+                     repeats: int = 3) -> dict:
     """An SR training step as the train stage takes it (patches read from prepared uint8 arrays through the
     task's data module, the Lightning loop, the task's metrics) against a bare PyTorch loop of the same
     network, batches and optimiser over float tensors already in memory: what everything around the
