@@ -264,3 +264,38 @@ def test_server_stopped_mid_training_fails_in_one_line_and_writes_nothing(team, 
     assert err.startswith("error: MLflow store http://127.0.0.1:") and "\n" not in err, err[-2000:]
     assert "the server stopped answering" in err
     assert _nothing_written(project) and not list(project.glob("models/.*tmp*"))
+
+
+def _log_dataset_at_once(run, digest: str, start, errors: list) -> None:
+    start.wait()
+    try:
+        run.log_dataset("classification", digest, "data/prepared/classification")
+    except Exception as exc:  # collected: an exception in a thread would not fail the test
+        errors.append(exc)
+
+
+def test_trainings_logging_the_same_new_dataset_at_once_all_land(team, monkeypatch):
+    """Fanout jobs and queued experiments of one experiment log one dataset at the same moment: each inserts it
+    when new, and on PostgreSQL the losers of that race hit its unique key (seen in CI as `duplicate key value
+    violates unique constraint "dataset_pk"`). Every run must still get its dataset input."""
+    import threading
+
+    from pipeline.tracking.store import Run, Store, create_once
+
+    client = _as(monkeypatch, team, "alice")
+    create_once(lambda: client.create_experiment("dataset-race"))
+    experiment = client.get_experiment_by_name("dataset-race").experiment_id
+    store = Store(team.uri, None)
+    for attempt in range(3):  # a new digest each round: the race is on the dataset's first insert
+        runs = [Run(store, client.create_run(experiment).info.run_id) for _ in range(6)]
+        start, errors = threading.Barrier(len(runs)), []
+        threads = [threading.Thread(target=_log_dataset_at_once, args=(run, f"race{attempt}", start, errors))
+                   for run in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        for run in runs:
+            (logged,) = client.get_run(run.run_id).inputs.dataset_inputs
+            assert logged.dataset.digest == f"race{attempt}"

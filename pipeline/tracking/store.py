@@ -137,10 +137,19 @@ class Run:
     def log_dataset(self, name: str, digest: str, source: str) -> None:
         """The training data as an MLflow dataset input (its digest is DVC's hash of the folder)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
 
         data = DatasetInput(Dataset(name, digest, "local", source), [InputTag("mlflow.data.context", "training")])
         with one_line_errors(self.store):
-            self._client().log_inputs(self.run_id, datasets=[data])
+            try:
+                self._client().log_inputs(self.run_id, datasets=[data])
+            except MlflowException as exc:
+                # Trainings of one experiment logging the same dataset at once (fanout jobs, queued experiments)
+                # each insert it when it is new; on a server's database all but one then hit its unique key.
+                # The dataset is there now: a second call only links it to this run.
+                if "unique" not in str(exc).lower():
+                    raise
+                self._client().log_inputs(self.run_id, datasets=[data])
 
     def end(self, status: str) -> None:
         with one_line_errors(self.store):
