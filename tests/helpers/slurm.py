@@ -17,8 +17,13 @@ from helpers.processes import free_port
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
 
 
+def _program(name: str) -> str | None:
+    """The path of a SLURM or munge program (daemons live in /usr/sbin, which a CI user's PATH may lack)."""
+    return shutil.which(name) or (str(Path("/usr/sbin", name)) if Path("/usr/sbin", name).exists() else None)
+
+
 def _absent() -> str | None:
-    missing = [d for d in DAEMONS if shutil.which(d) is None and not Path("/usr/sbin", d).exists()]
+    missing = [d for d in DAEMONS if _program(d) is None]
     if missing:
         return f"SLURM is not installed ({', '.join(missing)} missing; apt-get install slurmctld slurmd " \
                "slurm-client munge)"
@@ -91,14 +96,15 @@ def cluster(folder: Path) -> Iterator[dict]:
     started: list[subprocess.Popen] = []
     try:
         started.append(subprocess.Popen(
-            ["munged", "-F", "--force", f"--socket={munge_socket}", f"--key-file={key}",
+            [_program("munged"), "-F", "--force", f"--socket={munge_socket}", f"--key-file={key}",
              f"--log-file={folder}/munge/munged.log", f"--pid-file={folder}/munge/munged.pid",
              f"--seed-file={folder}/munge/seed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True))
         _wait("munged", munge_socket.exists, 30, folder / "munge" / "munged.log")
         for daemon in ("slurmctld", "slurmd"):
-            started.append(subprocess.Popen([daemon, "-D", "-f", str(conf)], env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL, start_new_session=True))
+            started.append(subprocess.Popen([_program(daemon), "-D", "-f", str(conf)], env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True))
 
         def node_idle() -> bool:
             out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True)
