@@ -27,7 +27,6 @@ import typer
 
 from pipeline import tasks
 from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
-from pipeline.core.errors import ParamsError
 from pipeline.tracking.registry import package
 from pipeline.tracking.store import resolve_store, run_exists
 from pipeline.training.distributed import (
@@ -37,6 +36,7 @@ from pipeline.training.distributed import (
     global_rank,
     launch_local,
     launched,
+    single_process,
 )
 from pipeline.training.loop import train, training_lock, work_folder
 from pipeline.training.spec import Places, Training
@@ -59,14 +59,14 @@ def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names
     variant = p.variants[name]
     check_launch(p.trainer)
     batch_per_device(variant.optim.batch_size, p.trainer, f"variants.{name}")
+    trainings = [Training(name, variant, p, s, x) for s in p.seeds for x in tasks.training(variant.task).scales(p)]
+    if seed is not None or scale is not None:
+        _one_job(_pick(trainings, seed, scale), p)
+        return
     lock = job_lock(WORK.parent / "locks" / f"train-{name}.lock", f"`lstmvision train {name}`")
     if not launched() and devices_per_node(p.trainer) > 1:
         with lock:
             launch_local(devices_per_node(p.trainer), ["train", name], f"train {name}")
-        return
-    trainings = [Training(name, variant, p, s, x) for s in p.seeds for x in tasks.training(variant.task).scales(p)]
-    if seed is not None or scale is not None:
-        _one_job(_pick(trainings, seed, scale), p)
         return
     rank = global_rank()
     if rank != 0:  # trains in step with rank 0, which alone writes and talks to MLflow
@@ -103,9 +103,7 @@ def _pick(trainings: list[Training], seed: int | None, scale: int | None) -> Tra
 
 def _one_job(t: Training, p) -> None:
     """One training as a fanout job: its work folder and MLflow run, nothing of DVC's outputs."""
-    if devices_per_node(p.trainer) > 1 or launched():
-        raise ParamsError("a fanout job trains on one device (trainer.devices: 1); DDP speeds up one training, "
-                          "fanout runs many")
+    single_process(p.trainer, "a fanout job")
     store = resolve_store(p.tracking, ROOT)
     with tempfile.TemporaryDirectory() as scratch:  # the export lands in the work folder; this copy is dropped
         places = Places(ROOT, PREPARED, WORK, store, Path(scratch))

@@ -110,7 +110,6 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
         trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             num_sanity_val_steps=0)
-        lean_determinism()  # as the train stage's Trainer does (pipeline.training.loop)
         trainer.fit(ClassifierModule(copy.deepcopy(net), optim, 10), batch_loader(data, 64, seed=1),
                     batch_loader(val, 64))
 
@@ -181,7 +180,6 @@ def sr_step_overhead(steps: int = 60, batch: int = 16, patch: int = 48, scale: i
             trainer = L.Trainer(max_steps=steps, limit_val_batches=0, accelerator="cpu", deterministic=True,
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock])
-            lean_determinism()  # as the train stage's Trainer does (pipeline.training.loop)
             trainer.fit(SRModule(copy.deepcopy(net), optim), datamodule=data)
             return clock.end - clock.start
 

@@ -21,13 +21,11 @@ class Job:
     def name(self) -> str:
         return self.training.run_name
 
-    def args(self) -> list[str]:
-        """Its command after ``python``: the train stage restricted to this one training."""
-        t = self.training
-        return ["-m", "stages", "train", t.name, "--seed", str(t.seed), *(["--scale", str(t.scale)] if t.scale else [])]
-
     def command(self) -> list[str]:
-        return [sys.executable, *self.args()]
+        """The train stage restricted to this one training."""
+        t = self.training
+        return [sys.executable, "-m", "stages", "train", t.name, "--seed", str(t.seed),
+                *(["--scale", str(t.scale)] if t.scale else [])]
 
 
 @dataclass(frozen=True)

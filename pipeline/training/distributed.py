@@ -54,6 +54,13 @@ def world_size(cfg: Trainer) -> int:
     return devices_per_node(cfg) * cfg.num_nodes
 
 
+def single_process(cfg: Trainer, what: str) -> None:
+    """Refuse DDP settings where one process per training is the point (a fanout job)."""
+    if world_size(cfg) > 1 or launched():
+        raise ParamsError(f"{what} trains each training in one process on one device (trainer.devices: 1, "
+                          "trainer.num_nodes: 1); DDP speeds up one training, fanout runs many")
+
+
 def batch_per_device(batch_size: int, cfg: Trainer, what: str) -> int:
     """``optim.batch_size`` is the global batch: each process takes an equal share of it."""
     world = world_size(cfg)

@@ -10,11 +10,11 @@ import time
 
 import typer
 
-from pipeline.core.errors import LstmvisionError, ParamsError
+from pipeline.core.errors import LstmvisionError
 from pipeline.fanout import local, plan, slurm
 from pipeline.fanout.jobs import Progress
 from pipeline.tracking.store import prepare, resolve_store
-from pipeline.training.distributed import devices_per_node, on_cuda
+from pipeline.training.distributed import on_cuda, single_process
 from pipeline.training.loop import training_lock
 from pipeline.training.spec import Places
 from stages.common import PREPARED, ROOT, WORK, command, params
@@ -40,9 +40,7 @@ def fanout_cmd(
     """Run the trainings `dvc repro TARGETS` would run as parallel jobs, then `dvc repro TARGETS`."""
     targets = targets or []
     p = params()
-    if devices_per_node(p.trainer) > 1 or p.trainer.num_nodes > 1:
-        raise ParamsError("fanout runs each training on one device (trainer.devices: 1, trainer.num_nodes: 1); "
-                          "DDP speeds up one training, fanout runs many")
+    single_process(p.trainer, "fanout")
     before, trains = plan.train_stages(ROOT, targets)
     if before:
         _dvc_repro(before, "the data the trainings read")
