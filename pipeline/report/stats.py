@@ -13,8 +13,10 @@
 * The regression gate (pipeline.report.gate): one-sided two-sample t on the
   difference of means over seeds, each variant's spread from both sides' seeds
   (pooled across variants only for a variant seen once on each side),
-  Bonferroni over every gated metric of a check run; its docstring states the
-  rule, its assumptions and the detectable effect it prints.
+  Bonferroni over every gated metric of a check run, against a baseline trained
+  on many seeds disjoint from the run's; its docstring states the rule, its
+  assumptions and the detectable effect it prints, and
+  pipeline.report.calibration measures it on recorded seeds.
 """
 
 from __future__ import annotations
