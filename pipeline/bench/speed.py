@@ -115,8 +115,8 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
 
     def bare_fit():
         module = ClassifierModule(copy.deepcopy(net), optim, 10)  # the same steps and metrics, no Trainer
-        opt, sched = module.configure_optimizers().values()
         train, check = batch_loader(data, 64, seed=1), batch_loader(val, 64)
+        opt, sched = module.optimizer(epochs * len(train))
         for epoch in range(epochs):
             train.sampler.set_epoch(epoch)
             module.train()
@@ -124,6 +124,7 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
                 opt.zero_grad()
                 module.training_step(batch, i).backward()
                 opt.step()
+                sched.step()
             module.eval()
             with torch.no_grad():
                 for i, batch in enumerate(check):
@@ -131,7 +132,6 @@ def lightning_vs_bare_loop(samples: int = 2048, epochs: int = 2, hidden: int = 1
             for metric in module.figures().values():
                 metric.compute()
                 metric.reset()
-            sched.step()
 
     with _stage_determinism():
         t_bare, t_lightning = _timed(bare_fit, repeats, lambda: None), _timed(lightning_fit, repeats, lambda: None)
