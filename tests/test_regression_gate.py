@@ -132,8 +132,9 @@ def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_proj
 
 
 def test_update_refuses_a_baseline_weaker_than_promised_unless_told(project, cli):
-    """The committed default baseline, as if just measured: it detects 1.3 to 7.9 accuracy points and 0.08 to
-    3 dB, weaker than params.yaml's check.detect (1 point, 0.2 dB), so --update writes it only with --weak."""
+    """The committed default baseline (seeds 4-13), as if just measured: against runs of 3 seeds it detects 1.1
+    to 2.9 accuracy points and 0.22 to 1.4 dB, weaker than params.yaml's check.detect (1 point, 0.2 dB), so
+    --update writes it only with --weak."""
     committed = json.loads((project / "baselines/default.json").read_text())
     (project / "metrics").mkdir(exist_ok=True)
     for name, metrics in committed.items():
@@ -184,3 +185,24 @@ def test_merge_unions_the_seeds_of_baseline_and_run():
     base = {"v": {"k": {"mean": 1.0, "std": 0.0, "n": 2, "seeds": {"4": 1.0, "5": 1.0}}}}
     now = {"v": {"k": {"mean": 2.0, "std": 0.0, "n": 2, "seeds": {"1": 2.0, "4": 9.0}}}}
     assert merge(base, now) == {"v": {"k": {"4": 1.0, "5": 1.0, "1": 2.0}}}
+
+
+def test_calibrate_resamples_the_recorded_seeds_from_the_command_line(project, cli):
+    """`check --calibrate`: the committed baseline's 10 seeds and a run's 3 (here copies of seeds 4-6 as 1-3)
+    give 13 per variant; it prints the detection table and the false-alarm line, and writes nothing."""
+    committed = json.loads((project / "baselines/default.json").read_text())
+    (project / "metrics").mkdir(exist_ok=True)
+    for name, metrics in committed.items():
+        run = {}
+        for key, s in metrics.items():
+            seeds = {"deterministic": s["mean"]} if s["n"] == 1 else {
+                new: s["seeds"][old] for new, old in (("1", "4"), ("2", "5"), ("3", "6"))}
+            values = np.array(list(seeds.values()))
+            run[key] = {"mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else 0.0,
+                        "n": len(values), "seeds": seeds}
+        (project / "metrics" / f"{name}.json").write_text(json.dumps(run))
+    before = (project / "baselines/default.json").read_text()
+    out = cli(["check", "--calibrate", "20"], project)
+    assert out.returncode == 0, out.stderr
+    assert "20 resampled check runs (10 baseline vs 3 run seeds" in out.stdout and "| lsrcnn " in out.stdout
+    assert (project / "baselines/default.json").read_text() == before
