@@ -22,6 +22,8 @@ from pipeline.report.gate import compare
 
 @dataclass
 class Calibration:
+    n_base: int
+    n_now: int
     trials: int
     false_alarms: int  # trials in which a healthy split made any metric REGRESSED
     detection: pd.DataFrame  # variant, metric, shift, seeds, detects (the rule's, median), detected (share)
@@ -74,8 +76,9 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
             b, n = order[:n_base], order[n_base:n_base + n_now]
             base[variant] = {k: _summary(np.array([s[x] for x in b])) for k, s in metrics.items()}
             now[variant] = {k: _summary(np.array([s[x] for x in n])) for k, s in metrics.items()}
-            lowered[variant] = {k: _summary(np.array([s[x] for x in n]) - shift.get(k.rsplit(".", 1)[-1], 0.0))
-                                for k, s in metrics.items()}
+            # Lowering every run value by a constant moves the mean alone.
+            lowered[variant] = {k: {**s, "mean": s["mean"] - shift.get(k.rsplit(".", 1)[-1], 0.0)}
+                                for k, s in now[variant].items()}
         healthy = compare(base, now, alpha, floor, power=power, deterministic=deterministic)
         alarms += bool((healthy.table.verdict == "REGRESSED").any())
         shifted = compare(base, lowered, alpha, floor, power=power, deterministic=deterministic).table
@@ -88,11 +91,11 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
              "detects": float(np.median(detects[(v, k)])), "detected": hits[(v, k)] / trials}
             for v, k in sorted(hits)]
     table = pd.DataFrame(rows, columns=["variant", "metric", "shift", "seeds", "detects", "detected"])
-    return Calibration(trials, alarms, table, skipped)
+    return Calibration(n_base, n_now, trials, alarms, table, skipped)
 
 
-def describe(c: Calibration, n_base: int, n_now: int) -> str:
+def describe(c: Calibration) -> str:
     """The headline line: false alarms over the trials, with the upper bound."""
     rate = c.false_alarms / c.trials if c.trials else math.nan
-    return (f"{c.trials} resampled check runs ({n_base} baseline vs {n_now} run seeds, disjoint, drawn from the "
-            f"recorded seeds): false alarm in {c.false_alarms} ({rate:.1%}, 95% upper bound {c.upper:.1%})")
+    return (f"{c.trials} resampled check runs ({c.n_base} baseline vs {c.n_now} run seeds, disjoint, drawn from "
+            f"the recorded seeds): false alarm in {c.false_alarms} ({rate:.1%}, 95% upper bound {c.upper:.1%})")

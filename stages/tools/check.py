@@ -78,7 +78,7 @@ def _calibrate(p, current, rule, trials: int) -> None:
     typer.echo(result.detection.to_markdown(index=False, floatfmt="g"))
     if result.skipped:
         typer.echo(f"left out (fewer than {n_base + len(p.seeds)} recorded seeds): {', '.join(result.skipped)}")
-    typer.echo(describe(result, n_base, len(p.seeds)) + f"; the rule promises at most {p.check.alpha:.0%}")
+    typer.echo(describe(result) + f"; the rule promises at most {p.check.alpha:.0%}")
 
 
 @command
