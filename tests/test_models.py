@@ -8,7 +8,7 @@ from pipeline import tasks
 from pipeline.config.architectures import ARCHITECTURES
 from pipeline.imaging.resize import imresize
 from pipeline.tasks.classification.lstm_gates import GateLSTM
-from pipeline.tasks.models import build, count_parameters
+from pipeline.tasks.models import build, count_parameters, load_model, save_model
 from pipeline.tasks.sr.networks import bicubic_upscale
 
 CLS_INPUTS = {"rows": (4, 28, 28), "pixels": (4, 49, 1), "permuted": (4, 49, 1), "image": (4, 1, 28, 28)}
@@ -44,6 +44,24 @@ def test_ablated_body_leaves_the_decoder_nothing_to_read():
     y = torch.rand(1, 1, 6, 6)
     residual_b = net(y) - bicubic_upscale(y, 2)
     assert torch.allclose(residual_a, residual_b, atol=1e-6)
+
+
+def test_residual_scale_travels_with_the_weights(tmp_path):
+    """The residual over bicubic is scaled by the option; an export from before the option (no buffer in its
+    weights, trained unscaled) loads with scale 1, so it answers as it was trained."""
+    torch.manual_seed(0)
+    spec = {"task": "sr", "arch": "lsrcnn", "data_args": {"scale": 2, "channels": 1}, "model": {"features": 8, "hidden": 8}}
+    x = torch.rand(1, 1, 6, 6)
+    unscaled = build("lsrcnn", spec["data_args"], spec["model"] | {"residual_scale": 1.0})
+    scaled = build("lsrcnn", spec["data_args"], spec["model"])
+    scaled.load_state_dict(unscaled.state_dict() | {"residual_scale": torch.tensor(0.1)})
+    residual = unscaled(x) - bicubic_upscale(x, 2)
+    assert torch.allclose(scaled(x) - bicubic_upscale(x, 2), 0.1 * residual, atol=1e-6)
+    old_weights = {k: v for k, v in unscaled.state_dict().items() if k != "residual_scale"}
+    save_model(unscaled, spec, tmp_path)
+    torch.save(old_weights, tmp_path / "model.pt")
+    loaded, _ = load_model(tmp_path)
+    assert torch.allclose(loaded(x), unscaled(x), atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "gates"])

@@ -49,6 +49,9 @@ class SROptions(Options):
     features: int = Field(64, ge=1, le=1024)
     hidden: int = Field(64, ge=1, le=4096)
     attention: Literal["none", "channel", "spatial", "mixed"] = "none"
+    # The residual branch's output is multiplied by this (EDSR's residual scaling), so that a fresh network is
+    # bicubic plus a small perturbation (pipeline/tasks/sr/networks.py says what it bought).
+    residual_scale: float = Field(0.1, gt=0, le=1)
     # Ablation: the body's output is zeroed, so the decoder sees nothing of it (what the body buys).
     ablate_body: bool = False
 

@@ -21,10 +21,12 @@ def code_digest(task: str) -> str:
     """The code a training of ``task`` runs: the training loop and the task's training part, with every project
     module they import (all of them train-stage deps), as code (pipeline.core.codedeps.digest): a comment or
     docstring edit keeps finished trainings, any change to what runs trains afresh. What happens after a
-    training (exporting the files, packaging for MLflow, the stage's printing) is not in it, nor is the params
-    schema: the key holds the validated values it produces, so a new params section retrains nothing."""
-    schema = source_file("pipeline.config.schema")
-    return digest([f for f in closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train")) if f != schema])
+    training (exporting the files, packaging for MLflow, the stage's printing) is not in it, nor are the params
+    schemas (params' and the architectures' options): the key holds the validated values they produce, defaults
+    filled in, so a new params section or another task's new option retrains nothing."""
+    schemas = {source_file("pipeline.config.schema"), source_file("pipeline.config.architectures")}
+    return digest([f for f in closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train"))
+                   if f not in schemas])
 
 
 def run_key(t: Training) -> str:

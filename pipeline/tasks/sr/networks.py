@@ -2,7 +2,11 @@
 
 The network works on the Y channel scaled to [0, 1] and predicts the residual
 over a MATLAB-bicubic upscale of its input (the global skip), so an untrained
-decoder starts from the bicubic baseline.
+decoder starts near the bicubic baseline. The residual is scaled (EDSR's residual
+scaling, 0.1 by default): unscaled, a fresh decoder's output is as large as the
+residual it must learn, and the default's 375-step trainings spent their steps
+escaping that noise (lsrcnn, 6 seeds: +0.22 +- 0.15 dB over bicubic on the held-out
+images, one seed +0.02; scaled by 0.1: +0.76 +- 0.01, in the same steps).
 """
 
 from __future__ import annotations
@@ -88,13 +92,16 @@ class SRNet(nn.Module):
     columns. ``body='conv'`` is the ablation: two 3x3 convolutions of the same
     widths in place of the LSTMs. ``ablate_body`` zeroes the body's output, so
     only the decoder's bias is left over the bicubic skip: what the body buys.
+    ``residual_scale`` is a buffer, so it travels with the weights: an export from before it existed (trained
+    unscaled) loads with 1.
     """
 
     def __init__(self, scale: int, channels: int = 1, body: str = "lstm", features: int = 64,
-                 hidden: int = 64, attention: str = "none", ablate_body: bool = False):
+                 hidden: int = 64, attention: str = "none", ablate_body: bool = False, residual_scale: float = 0.1):
         super().__init__()
         act = nn.LeakyReLU(0.05)
         self.scale, self.ablate_body = scale, ablate_body
+        self.register_buffer("residual_scale", torch.tensor(float(residual_scale)))
         self.encoder = nn.Sequential(
             nn.Conv2d(channels, features, 3, padding=1), act,
             nn.Conv2d(features, features, 3, padding=1), act,
@@ -117,7 +124,11 @@ class SRNet(nn.Module):
         if self.ablate_body:
             f = torch.zeros_like(f)
         f = self.attention(f)
-        return bicubic_upscale(lr, self.scale) + self.decoder(f)
+        return bicubic_upscale(lr, self.scale) + self.residual_scale * self.decoder(f)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "residual_scale", torch.tensor(1.0))  # exported before the scaling
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 NETWORKS = {"lsrcnn": functools.partial(SRNet, body="lstm"), "cnn_sr": functools.partial(SRNet, body="conv")}
