@@ -98,12 +98,12 @@ def test_statistics():
 
 @pytest.mark.slow
 def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_project, cli, dvc, set_params):
-    """Against the committed ci baseline (seeds 4-13), in one `dvc repro` on seed 14, which it has not seen:
+    """Against the committed ci baseline (seeds 4-13), in one `dvc repro` on seed 24, which it has not seen:
     one classifier with lr 1e-9 (it stays at its random start) and an SR variant whose recurrent body is
     zeroed fail; the healthy variants pass (another seed is not a regression); a variant left out is said to be. (CI's
     own gate step runs every variant on seeds 1-3.)"""
     ci = make_project("ci", "ci")
-    set_params(ci, seeds=[14], **{"run.classification": ["lstm_row", "gru_row"]})
+    set_params(ci, seeds=[24], **{"run.classification": ["lstm_row", "gru_row"]})
     set_params(ci, **{"variants.lstm_row.optim.lr": 1.0e-9, "variants.lsrcnn.model.ablate_body": True})
     proc = dvc(ci, "repro", "evaluate_classification", "evaluate_sr", "baseline")  # what the gate reads
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -19,9 +19,10 @@ metric of each variant:
 * Deterministic figures (the untrained baselines, bicubic) have no seed noise: held to the floor.
 
 Power comes from the baseline's seeds: it is recorded once, on more seeds than a run trains and disjoint
-from them (the default's: 10 seeds, 4-13, against a run's 1-3), so df = 11 and SE = 0.66 sigma, where 3 + 3
-seeds gave df 4 and 0.82 sigma (the margin ~2.4x narrower at the same alpha). Disjoint seeds keep the two
-sides independent, as the t assumes; a run on the baseline's own seeds only makes the gate more lenient.
+from them (the default's: 20 seeds, 4-23, against a run's 1-3), so df = 21 and SE = 0.62 sigma, where 3 + 3
+seeds gave df 4 and 0.82 sigma (with 38 metrics the margin is 2.5 sigma instead of 8.3, and 3.2 with 10
+baseline seeds). Disjoint seeds keep the two sides independent, as the t assumes; a run on the baseline's own
+seeds only makes the gate more lenient.
 pipeline.report.calibration measures the rule's false alarms and power by resampling recorded seeds.
 """
 
