@@ -50,7 +50,8 @@ def test_residual_scale_travels_with_the_weights(tmp_path):
     """The residual over bicubic is scaled by the option; an export from before the option (no buffer in its
     weights, trained unscaled) loads with scale 1, so it answers as it was trained."""
     torch.manual_seed(0)
-    spec = {"task": "sr", "arch": "lsrcnn", "data_args": {"scale": 2, "channels": 1}, "model": {"features": 8, "hidden": 8}}
+    spec = {"task": "sr", "arch": "lsrcnn", "data_args": {"scale": 2, "channels": 1},
+            "model": {"features": 8, "hidden": 8}}
     x = torch.rand(1, 1, 6, 6)
     unscaled = build("lsrcnn", spec["data_args"], spec["model"] | {"residual_scale": 1.0})
     scaled = build("lsrcnn", spec["data_args"], spec["model"])
