@@ -13,7 +13,7 @@ from pipeline.tasks.classification.data import pixel_permutation, sequence_view
 from pipeline.tasks.models import build, load_model
 from pipeline.tracking.store import resolve_store
 from pipeline.training.hardware import deterministic_for, precision_for
-from pipeline.training.loop import train
+from pipeline.training.loop import train, work_folder
 from pipeline.training.spec import Places, Training
 
 
@@ -72,6 +72,23 @@ def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
     runs = mlflow.MlflowClient(store.uri).search_runs([mlflow.MlflowClient(store.uri)
                                                       .get_experiment_by_name("classification").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"
+
+
+def test_the_resume_checkpoint_is_the_last_epoch_not_the_best(tmp_path, root):
+    """A killed training resumes from last.ckpt: it must hold the latest epoch even when validation stopped
+    improving (a step too small to change a prediction keeps the best at epoch 1)."""
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["variants"]["lstm_row"]["optim"].update(epochs=3, batch_size=32, lr=1e-12)
+    raw["variants"]["lstm_row"]["model"]["hidden"] = 8
+    params = parse_params(raw)
+    _synthetic_classification(tmp_path / "prepared" / "classification")
+    t = Training("lstm_row", params.variants["lstm_row"], params, seed=3)
+    places = Places(tmp_path, tmp_path / "prepared", tmp_path / "work", resolve_store(params.tracking, tmp_path),
+                    tmp_path / "out")
+    train(t, places)
+    folder = work_folder(t, places) / "checkpoints"
+    epoch = {name: torch.load(folder / f"{name}.ckpt", weights_only=False)["epoch"] for name in ("best", "last")}
+    assert epoch == {"best": 0, "last": 2}
 
 
 def test_precision_and_determinism_map_to_what_the_device_runs():

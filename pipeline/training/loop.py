@@ -102,16 +102,15 @@ def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
     module = task.module(net, t.variant.optim, dm.data_args())
 
     work.mkdir(parents=True, exist_ok=True)
-    ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="best", monitor=module.monitor, mode=module.mode,
-                           save_last=True, save_top_k=1)
+    ckpt, latest = _checkpoints(work / "checkpoints", module)
     resume = _resumable(work / "checkpoints" / "last.ckpt", t.run_name)
     if rank != 0:  # another DDP process: it trains, rank 0 keeps the books
-        trainer = _trainer(t, [ckpt], report=False)
+        trainer = _trainer(t, [ckpt, latest], report=False)
         _fit(trainer, module, dm, resume, t.run_name, None)
         return None
     history = History(work / "history.json")
     clock = Clock(work / "elapsed_s", resumed=resume is not None)
-    trainer = _trainer(t, [ckpt, history, clock])  # a bad setting fails before any MLflow run
+    trainer = _trainer(t, [ckpt, latest, history, clock])  # a bad setting fails before any MLflow run
     run = open_run(places.store, work / "mlflow_run.json", t.task, t.run_name,
                    tags={"variant": t.name, "seed": str(t.seed), "git_commit": git_commit(places.root),
                          "task": t.task, "scale": str(t.scale or ""), **launch_tags()},
@@ -145,6 +144,17 @@ def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
     done.write_text(json.dumps(asdict(result)))
     shutil.copytree(export, out_dir, dirs_exist_ok=True)
     return result
+
+
+def _checkpoints(folder: Path, module) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """(best by the task's monitor: the export; every epoch's end: what a killed training resumes from).
+
+    Two callbacks, because ModelCheckpoint's own ``save_last`` writes last.ckpt only at epochs that also
+    saved a top-k checkpoint (Lightning 2.6): once validation stopped improving, a resume went back to
+    the best epoch and trained the epochs after it again."""
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor=module.monitor, mode=module.mode, save_top_k=1)
+    latest = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)
+    return best, latest
 
 
 def _fit(trainer: L.Trainer, module, dm, resume: Path | None, run_name: str, run) -> None:
