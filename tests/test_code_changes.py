@@ -4,6 +4,8 @@ runs; DVC's stage deps follow the import closure (tests/test_dvc_deps.py)."""
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -23,6 +25,27 @@ def test_code_of_ignores_comments_docstrings_and_formatting(tmp_path):
     assert base != code("def f(x):\n    return x + 2\n")  # a constant
     assert base != code("def f(y):\n    return y + 1\n")  # a name
     assert code("class A:\n    '''Doc.'''\n") == code("class A:\n    pass\n")
+
+
+def test_a_file_edited_while_a_process_trains_keeps_its_keys(make_project):
+    """A stage runs the code it imported: an edit made meanwhile moves neither its trainings' key (where it
+    finds the finished training to package) nor its packaging record, while the files now key differently
+    (what the next process reads)."""
+    project = make_project()
+    script = """
+from pathlib import Path
+from pipeline.training.identity import code_digest
+from pipeline.tracking.registry import packaging_digest
+digests = (code_digest, packaging_digest)
+before = [d("classification") for d in digests]
+for f in ("pipeline/training/loop.py", "pipeline/tracking/registry.py"):
+    Path(f).write_text(Path(f).read_text() + "\\n_EDITED = 1\\n")
+print([d("classification") for d in digests] == before,
+      all(d.__wrapped__("classification") != b for d, b in zip(digests, before)))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "True"]
 
 
 def _digests(project, pattern: str) -> dict[str, str]:

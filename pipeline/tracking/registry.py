@@ -16,6 +16,7 @@ encoded in base64; a classifier answers ``class`` and ``probability`` per row, a
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -99,8 +100,10 @@ def log_model(store_uri: str, run_id: str, export: Path, example: Path, variant:
     return int(version.version)
 
 
+@functools.cache
 def packaging_digest(task: str) -> str:
-    """The code a packaged model was made by: this module, the served model and the task's serving code."""
+    """The code a packaged model was made by: this module, the served model and the task's serving code, read
+    once per process (the code it runs; see pipeline.training.identity.code_digest)."""
     return digest(closure(__name__, "pipeline.tracking.served_model", *tasks.loaded_by_name(task, "serve")))
 
 

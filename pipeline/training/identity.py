@@ -3,6 +3,7 @@ and dataset its MLflow run records."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,13 +18,17 @@ from pipeline.training.hardware import how_it_ran
 from pipeline.training.spec import Training
 
 
+@functools.cache
 def code_digest(task: str) -> str:
     """The code a training of ``task`` runs: the training loop and the task's training part, with every project
     module they import (all of them train-stage deps), as code (pipeline.core.codedeps.digest): a comment or
     docstring edit keeps finished trainings, any change to what runs trains afresh. What happens after a
     training (exporting the files, packaging for MLflow, the stage's printing) is not in it, nor are the params
     schemas (params' and the architectures' options): the key holds the validated values they produce, defaults
-    filled in, so a new params section or another task's new option retrains nothing."""
+    filled in, so a new params section or another task's new option retrains nothing.
+
+    Read once per process: the process runs the code it imported, so a file edited while it trains moves
+    neither the key its training is kept under nor the folder it is packaged from afterwards."""
     schemas = {source_file("pipeline.config.schema"), source_file("pipeline.config.architectures")}
     return digest([f for f in closure("pipeline.training.loop", *tasks.loaded_by_name(task, "train"))
                    if f not in schemas])
