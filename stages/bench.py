@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
-from pipeline.bench.memory import evaluation_memory
-from pipeline.bench.speed import (
-    lightning_vs_bare_loop,
-    lstm_kernels,
-    patch_throughput,
-    resize_vs_pillow,
-    sr_step_overhead,
-    summary_rows,
-)
 from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command, human_echo
@@ -32,6 +22,19 @@ def main(
         raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
     if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
         raise UsageError(f"--json {json_out}: {why}")
+    # Only now the measuring code: torch and Lightning take seconds to import, a refusal should not wait on them.
+    import torch
+
+    from pipeline.bench.memory import evaluation_memory
+    from pipeline.bench.speed import (
+        lightning_vs_bare_loop,
+        lstm_kernels,
+        patch_throughput,
+        resize_vs_pillow,
+        sr_step_overhead,
+        summary_rows,
+    )
+
     say = human_echo(json_out)
     quick = size == "quick"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -148,17 +148,17 @@ def test_every_json_option_writes_through_a_fifo(command, files, cli, tmp_path):
     assert json.loads(got[0]) and stat.S_ISFIFO((tmp_path / "report.json").lstat().st_mode)
 
 
-@pytest.mark.parametrize("command", ["classify", "upscale", "benchmark-sr", "bench"])
+@pytest.mark.parametrize("command", ["classify", "upscale", "benchmark-sr"])  # bench's: test_training.py
 def test_json_to_stdout_is_all_of_stdout(command, files, cli, tmp_path):
     """`--json -`: stdout parses as JSON; the human lines go to stderr."""
     args = {"classify": ["classify", str(files["digit"]), "--model", str(files["classifier"])],
             "upscale": ["upscale", str(files["a"]), "--out", str(tmp_path / "out"), "--model", str(files["sr"])],
             "benchmark-sr": ["benchmark-sr", "--model", "bicubic", "--hr-dir", str(tmp_path / "a"), "--scale", "2"],
-            "bench": ["bench", "--size", "quick"]}[command]
+            }[command]
     proc = cli([*args, "--json", "-"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)
-    assert {"classify": "digit.png\t", "upscale": "same_x2.png", "benchmark-sr": "mean ", "bench": "x ("}[command] \
+    assert {"classify": "digit.png\t", "upscale": "same_x2.png", "benchmark-sr": "mean "}[command] \
         in proc.stderr, proc.stderr[-2000:]
 
 
