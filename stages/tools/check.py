@@ -15,7 +15,6 @@ from pipeline.report.calibration import calibrate, describe, merge
 from pipeline.report.gate import FAILING, compare, summaries
 from stages.common import METRICS, ROOT, UsageError, command, params
 
-
 # The drops --calibrate injects where a profile promises none (check.detect null): the default's promise.
 YARDSTICK = {"accuracy": 0.01, "psnr": 0.2}
 
