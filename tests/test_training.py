@@ -26,21 +26,28 @@ def _synthetic_classification(folder, n=96, side=28, seed=0):
         np.savez(folder / f"{split}.npz", x=x, y=y)
 
 
-@pytest.mark.parametrize("name", ["lstm_pixel", "lstm_permuted"])
-def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name, root):
+def _synthetic_training(tmp_path, root, name: str, seed: int, hidden: int, **optim):
+    """(the training of variant ``name`` narrowed to ``hidden`` with ``optim`` overridden, on synthetic data
+    under tmp_path; out -> its Places, exports under tmp_path / out, one local MLflow store)."""
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["variants"][name]["optim"].update(epochs=1, batch_size=16, max_steps_per_epoch=2)
-    raw["variants"][name]["model"]["hidden"] = 16
+    raw["variants"][name]["optim"].update(optim)
+    raw["variants"][name]["model"]["hidden"] = hidden
     params = parse_params(raw)
     _synthetic_classification(tmp_path / "prepared" / "classification")
     store = resolve_store(params.tracking, tmp_path)
-    result = train(Training(name, params.variants[name], params, seed=7),
-                   Places(tmp_path, tmp_path / "prepared", tmp_path / "work", store, tmp_path / "out"))
+    return (Training(name, params.variants[name], params, seed=seed),
+            lambda out: Places(tmp_path, tmp_path / "prepared", tmp_path / "work", store, tmp_path / out))
+
+
+@pytest.mark.parametrize("name", ["lstm_pixel", "lstm_permuted"])
+def test_long_sequence_variants_train_a_few_steps_on_cpu(tmp_path, name, root):
+    t, places = _synthetic_training(tmp_path, root, name, 7, 16, epochs=1, batch_size=16, max_steps_per_epoch=2)
+    result = train(t, places("out"))
     net, spec = load_model(tmp_path / "out" / "s7")
     assert spec["view"] in ("pixels", "permuted") and spec["data_args"]["input_size"] == 1
     assert net(torch.rand(2, 784, 1)).shape == (2, 10)
     assert len(result.history) == 1
-    run = mlflow.MlflowClient(store.uri).get_run(result.run_id)
+    run = mlflow.MlflowClient(places("out").store.uri).get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["variant"] == name
 
 
@@ -55,38 +62,21 @@ def test_permuted_view_is_one_fixed_permutation():
 
 
 def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
-    raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["variants"]["lstm_row"]["optim"].update(epochs=1, batch_size=32)
-    raw["variants"]["lstm_row"]["model"]["hidden"] = 8
-    params = parse_params(raw)
-    _synthetic_classification(tmp_path / "prepared" / "classification")
-    store = resolve_store(params.tracking, tmp_path)
-
-    def run(out):
-        return train(Training("lstm_row", params.variants["lstm_row"], params, seed=3),
-                     Places(tmp_path, tmp_path / "prepared", tmp_path / "work", store, tmp_path / out))
-
-    first, again = run("a"), run("b")
+    t, places = _synthetic_training(tmp_path, root, "lstm_row", 3, 8, epochs=1, batch_size=32)
+    first, again = train(t, places("a")), train(t, places("b"))
     assert again == first  # same run, same figures: read back, not trained again
     assert (tmp_path / "b/s3/model.pt").read_bytes() == (tmp_path / "a/s3/model.pt").read_bytes()
-    runs = mlflow.MlflowClient(store.uri).search_runs([mlflow.MlflowClient(store.uri)
-                                                      .get_experiment_by_name("classification").experiment_id])
+    client = mlflow.MlflowClient(places("a").store.uri)
+    runs = client.search_runs([client.get_experiment_by_name("classification").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"
 
 
 def test_the_resume_checkpoint_is_the_last_epoch_not_the_best(tmp_path, root):
     """A killed training resumes from last.ckpt: it must hold the latest epoch even when validation stopped
     improving (a step too small to change a prediction keeps the best at epoch 1)."""
-    raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["variants"]["lstm_row"]["optim"].update(epochs=3, batch_size=32, lr=1e-12)
-    raw["variants"]["lstm_row"]["model"]["hidden"] = 8
-    params = parse_params(raw)
-    _synthetic_classification(tmp_path / "prepared" / "classification")
-    t = Training("lstm_row", params.variants["lstm_row"], params, seed=3)
-    places = Places(tmp_path, tmp_path / "prepared", tmp_path / "work", resolve_store(params.tracking, tmp_path),
-                    tmp_path / "out")
-    train(t, places)
-    folder = work_folder(t, places) / "checkpoints"
+    t, places = _synthetic_training(tmp_path, root, "lstm_row", 3, 8, epochs=3, batch_size=32, lr=1e-12)
+    train(t, places("out"))
+    folder = work_folder(t, places("out")) / "checkpoints"
     epoch = {name: torch.load(folder / f"{name}.ckpt", weights_only=False)["epoch"] for name in ("best", "last")}
     assert epoch == {"best": 0, "last": 2}
 
