@@ -25,7 +25,6 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from pipeline import tasks
 from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
 from pipeline.tracking.registry import package
 from pipeline.tracking.store import resolve_store, run_exists
@@ -39,6 +38,7 @@ from pipeline.training.distributed import (
     single_process,
 )
 from pipeline.training.loop import train, training_lock, work_folder
+from pipeline.training.runs import variant_trainings
 from pipeline.training.spec import Places, Training
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
 
@@ -59,7 +59,7 @@ def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names
     variant = p.variants[name]
     check_launch(p.trainer)
     batch_per_device(variant.optim.batch_size, p.trainer, f"variants.{name}")
-    trainings = [Training(name, variant, p, s, x) for s in p.seeds for x in tasks.training(variant.task).scales(p)]
+    trainings = variant_trainings(name, p)
     if seed is not None or scale is not None:
         _one_job(_pick(trainings, seed, scale), p)
         return

@@ -71,6 +71,9 @@ def test_variant_names_are_safe_folder_names():
     ("variants.lsrcnn.optim.lr", 1.0e9, "variants.lsrcnn.optim.lr: Input should be less than or equal to 1"),
     ("variants.lstm_row.optim.weight_decay", 1.0e38, "optim.weight_decay: Input should be less than or equal to 1"),
     ("tracking.on_unreachable", "ignore", "tracking.on_unreachable"),
+    ("variants.lstm_row.optim.epochs_at_scale", {3: 5}, "epochs_at_scale: only SR trainings have a scale"),
+    ("variants.lsrcnn.optim.epochs_at_scale", {3: 0}, "epochs_at_scale.3: Input should be greater than or equal to 1"),
+    ("variants.lsrcnn.optim.epochs_at_scale", {1: 5}, "epochs_at_scale.1.[key]: Input should be greater than or equal"),
 ])
 def test_bad_values_name_the_key(path, value, needle):
     with pytest.raises(ParamsError) as err:
@@ -112,3 +115,23 @@ def test_every_profile_applies_and_the_gpu_profile_keeps_the_paper_protocol(tmp_
     paper, gpu = applied["paper"], applied["gpu"]
     assert not paper.run.classification and paper.data.sr.train == ["t91", "bsd200"]
     assert gpu.data.sr == paper.data.sr and gpu.run.sr == paper.run.sr and gpu.run.classification
+
+
+def test_epochs_at_scale_sizes_each_scale_as_if_epochs_were_written_there():
+    """A training at a listed scale runs, keys and records the scale's epochs, exactly as a variant written with
+    those epochs would; other scales and every variant without the table keep their keys (nothing retrains)."""
+    from pipeline.training.identity import run_key, run_params
+    from pipeline.training.runs import variant_trainings
+
+    def at_scales(**optim):
+        raw = _with("data.sr.scales", [2, 4])
+        raw["seeds"] = [1]
+        raw["variants"]["lsrcnn"]["optim"].update(optim)
+        return {t.scale: t for t in variant_trainings("lsrcnn", parse_params(raw))}
+
+    epochs = BASE["variants"]["lsrcnn"]["optim"]["epochs"]
+    plain, sized, written = at_scales(), at_scales(epochs_at_scale={4: epochs + 7}), at_scales(epochs=epochs + 7)
+    assert sized[4].variant.optim.epochs == epochs + 7 and sized[2].variant.optim.epochs == epochs
+    assert run_key(sized[4]) == run_key(written[4]) != run_key(plain[4])
+    assert run_key(sized[2]) == run_key(plain[2])
+    assert run_params(sized[4]) == run_params(written[4])

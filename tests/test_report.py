@@ -24,7 +24,11 @@ def test_calls_share_a_rank_when_the_test_cannot_separate():
     # Holm over the three pairs: 0.001 * 3 and 0.002 * 2 stay under alpha, 0.4 does not.
     assert "p=0.003" in call["c"]
     assert pm({"mean": 0.91234, "std": 0.01, "n": 3}, 3) == "0.912 ± 0.010 (3)"
-    assert budget_note({"a": 5, "b": 5}).startswith("Equal budget") and "Unequal" in budget_note({"a": 5, "b": 6})
+    assert budget_note({"": {"a": 5, "b": 5}}) == "Equal budget: every variant trained 5 epochs."
+    assert "Unequal" in budget_note({"": {"a": 5, "b": 6}})
+    assert "Unequal" in budget_note({"x2": {"a": 20, "b": 20}, "x3": {"a": 36, "b": 30}})
+    assert budget_note({"x2": {"a": 20, "b": 20}, "x3": {"a": 36, "b": 36}}) == (
+        "Equal budget at each scale: every variant trained 20 epochs at x2, 36 epochs at x3.")
 
 
 def _classifier_outputs(root, name, correct_by_seed, params=1000, epochs=3):

@@ -123,6 +123,13 @@ class Optim(Strict):
     weight_decay: float = Field(0.0, ge=0, le=1)
     max_steps_per_epoch: int | None = Field(None, ge=1)
     grad_clip: float | None = Field(None, gt=0)  # gradient-norm clipping (vanilla RNNs need it)
+    # SR: epochs for these scales instead of ``epochs`` (a step's cost falls with the scale, so a time budget
+    # buys more steps at x3/x4). Resolved per training (at_scale), so never part of what a training records.
+    epochs_at_scale: dict[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=1)]] = Field({}, exclude=True)
+
+    def at_scale(self, scale: int | None) -> Optim:
+        """This optimiser as one training at ``scale`` runs it: its epochs there, no per-scale table."""
+        return self.model_copy(update={"epochs": self.epochs_at_scale.get(scale, self.epochs), "epochs_at_scale": {}})
 
 
 class Variant(Strict):
@@ -134,6 +141,9 @@ class Variant(Strict):
     @property
     def task(self) -> str:
         return ARCHITECTURES[self.arch].task
+
+    def at_scale(self, scale: int | None) -> Variant:
+        return self.model_copy(update={"optim": self.optim.at_scale(scale)})
 
     def options(self) -> dict[str, Any]:
         """Every model option, the ones params leaves out at their defaults."""
@@ -240,6 +250,8 @@ class Params(Strict):
             for task in ("classification", "sr"):
                 if name in getattr(self.run, task) and spec.task != task:
                     raise ValueError(f"run.{task}: '{name}' has {spec.task} architecture '{variant.arch}'")
+            if variant.optim.epochs_at_scale and spec.task != "sr":
+                raise ValueError(f"{where}.optim.epochs_at_scale: only SR trainings have a scale")
             if spec.views and variant.view not in spec.views:
                 raise ValueError(f"{where}.view: '{variant.view}' not supported by {variant.arch}, "
                                  f"expected one of {', '.join(spec.views)}")

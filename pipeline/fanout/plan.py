@@ -6,11 +6,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from pipeline import tasks
 from pipeline.config.schema import Params
 from pipeline.core.errors import ParamsError, first_line
 from pipeline.training.loop import work_folder
-from pipeline.training.spec import Places, Training
+from pipeline.training.runs import variant_trainings
+from pipeline.training.spec import Places
 
 from .jobs import Job
 
@@ -55,11 +55,8 @@ def pending(trains: dict[str, str], p: Params, places: Places) -> list[Job]:
     """Every training of these train stages (seeds x scales) whose result is not in its work folder."""
     jobs = []
     for stage, name in trains.items():
-        variant = p.variants[name]
-        for seed in p.seeds:
-            for scale in tasks.training(variant.task).scales(p):
-                t = Training(name, variant, p, seed, scale)
-                done = places.root / work_folder(t, places) / "result.json"
-                if not done.exists():
-                    jobs.append(Job(t, stage, done))
+        for t in variant_trainings(name, p):
+            done = places.root / work_folder(t, places) / "result.json"
+            if not done.exists():
+                jobs.append(Job(t, stage, done))
     return jobs

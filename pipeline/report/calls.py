@@ -36,8 +36,14 @@ def calls(means: dict[str, float], pvalue, alpha: float) -> tuple[dict[str, int]
     return rank, call
 
 
-def budget_note(epochs: dict[str, int]) -> str:
-    if len(set(epochs.values())) == 1:
-        return f"Equal budget: every variant trained {next(iter(epochs.values()))} epochs."
-    return ("Unequal budgets (see `epochs`): the calls compare trained models at their own budgets, "
-            "not architectures at equal cost.")
+def budget_note(epochs: dict[str, dict[str, int]]) -> str:
+    """Whether the calls compare at equal cost: ``epochs`` per group (an SR scale, or one group "") per variant;
+    the calls compare within a group, so the budgets must be equal within each one."""
+    if any(len(set(group.values())) > 1 for group in epochs.values()):
+        return ("Unequal budgets (see `epochs`): the calls compare trained models at their own budgets, "
+                "not architectures at equal cost.")
+    each = {label: next(iter(group.values())) for label, group in epochs.items()}
+    if len(set(each.values())) == 1:
+        return f"Equal budget: every variant trained {next(iter(each.values()))} epochs."
+    return "Equal budget at each scale: every variant trained " + ", ".join(
+        f"{n} epochs at {label}" for label, n in each.items()) + "."

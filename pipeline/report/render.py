@@ -70,7 +70,7 @@ def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path
     text = f"""## Classification ({p.data.classification.source}, {n_test} test images)
 
 Exact McNemar test on per-image correctness, pairs matched by image and seed.
-{budget_note(dict(zip(cls.variant, cls.epochs, strict=True)))}
+{budget_note({"": dict(zip(cls.variant, cls.epochs, strict=True))})}
 Throughput is test-set inference on this machine.
 
 {markdown(cls[_SHOWN['classification']])}
@@ -139,7 +139,8 @@ def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: 
         f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
         + _published_block(set_name, int(s[1:]))
         for (set_name, s), part in groups)
-    epochs = {n: int(sr[sr.variant == n].epochs.iloc[0]) for n in names}
+    epochs = {x: {n: int(sr[(sr.variant == n) & (sr.scale == x)].epochs.iloc[0]) for n in names}
+              for x in (f"x{s}" for s in p.data.sr.scales)}  # per scale: a budget may be sized per scale
     text = f"""## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
 
 PSNR/SSIM under the published protocol: MATLAB-bicubic degradation, 8-bit output,
