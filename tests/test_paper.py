@@ -16,7 +16,8 @@ VARIANTS = ("lsrcnn", "cnn_sr")  # the LSTM body and its convolutional ablation
 
 def test_paper_profile_runs_every_scale_to_a_report_with_published_rows(make_project, set_params, dvc, mirror):
     project = make_project(profile="paper")
-    few_steps = {f"variants.{v}.optim.{k}": n for v in VARIANTS for k, n in (("epochs", 1), ("max_steps_per_epoch", 3))}
+    few_steps = {f"variants.{v}.optim.{k}": n for v in VARIANTS
+                 for k, n in (("epochs", 1), ("max_steps_per_epoch", 3), ("epochs_at_scale", {}))}
     # The bench stage's full-size figures are a measurement, not protocol (a minute here): quick.
     set_params(project, **{"data.mirror": str(mirror), "seeds": [1], "run.sr": list(VARIANTS), "bench.size": "quick",
                            **few_steps})
