@@ -53,3 +53,7 @@ def test_paper_profile_runs_every_scale_to_a_report_with_published_rows(make_pro
             assert all(f"| {variant} " in section for variant in VARIANTS)
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert "classification" not in summary and len(summary["sr"]) == 3 * len(SCALES) * (len(VARIANTS) + 1)
+    # The recurrence call: lsrcnn against its ablation at each scale, pooled over the three scored sets.
+    assert "### Does the recurrence buy anything?" in report
+    assert [(r["scale"], r["lstm"], r["ablation"], r["sets"]) for r in summary["recurrence"]] == [
+        (f"x{scale}", "lsrcnn", "cnn_sr", "skimage_test+set5+set14") for scale in SCALES]

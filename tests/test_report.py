@@ -10,7 +10,7 @@ import torch
 from pipeline.report.calls import budget_note, calls, pm
 from pipeline.report.figures import confusion, plot_confusions, plot_crops, plot_curves, variant_colours
 from pipeline.report.render import html_page, markdown
-from pipeline.report.tables import classification_table, comparison_curves
+from pipeline.report.tables import ablation_pairs, classification_table, comparison_curves, recurrence_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -61,6 +61,42 @@ def test_classification_table_ranks_by_mcnemar_over_seeds(tmp_path):
     assert rows.loc["good", "rank"] == rows.loc["twin", "rank"] == 1 and rows.loc["poor", "rank"] == 3
     assert rows.loc["poor", "vs leader"].startswith("worse") and rows.loc["poor", "seeds"] == 3
     assert "|" in markdown(table)
+
+
+def _sr_outputs(root, name, psnr_by_scale, params=1000, epochs=3):
+    """eval/NAME/per_image.csv and models/NAME/runs.json of an SR variant: ``psnr_by_scale`` maps a scale to an
+    array of (set, image, seed) PSNRs, the same layout for every variant."""
+    rows, runs = [], []
+    for scale, values in psnr_by_scale.items():
+        it = iter(values)
+        rows += [{"set": s, "scale": scale, "seed": seed, "image": f"im{i}", "psnr": next(it), "ssim": 0.9}
+                 for s, images in (("set5", 5), ("set14", 14)) for seed in ("1", "2", "3") for i in range(images)]
+        runs += [{"seed": seed, "scale": scale, "params_count": params, "epochs": epochs, "train_time_s": 2.0}
+                 for seed in (1, 2, 3)]
+    (root / "eval" / name).mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "eval" / name / "per_image.csv", index=False)
+    (root / "models" / name).mkdir(parents=True)
+    (root / "models" / name / "runs.json").write_text(json.dumps(runs))
+
+
+def test_recurrence_table_pools_sets_and_seeds_per_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    base = {scale: 30 + rng.normal(0, 2, 57) for scale in (2, 3, 4)}  # 57 = (5 + 14) images x 3 seeds
+    # The LSTM is 0.05 dB ahead at x2 (noise 0.05 dB per image: hidden in Set5's 5 images alone), behind at x3,
+    # level at x4.
+    lstm = {2: base[2] + 0.05 + rng.normal(0, 0.05, 57), 3: base[3] - 0.05 + rng.normal(0, 0.05, 57),
+            4: base[4] + rng.normal(0, 0.05, 57)}
+    _sr_outputs(tmp_path, "lstm", lstm, params=1010, epochs=12)
+    _sr_outputs(tmp_path, "conv", base, params=1000, epochs=12)
+    pairs = ablation_pairs({"lstm": "lsrcnn", "conv": "cnn_sr", "other": "recurrent"})
+    assert pairs == [("lstm", "conv")]
+    table = recurrence_table(pairs, tmp_path / "models", tmp_path / "eval", 0.01).set_index("scale")
+    assert table.loc["x2", "call"] == "LSTM better" and table.loc["x3", "call"] == "ablation better"
+    assert table.loc["x4", "call"] == "tie" and table.loc["x4", "p"] >= 0.01
+    assert (table.pairs == 57).all() and (table.sets == "set5+set14").all()
+    assert table.loc["x2", "delta_db"] > 0 > table.loc["x3", "delta_db"]
+    assert table.loc["x2", "params"] == "1010 / 1000" and table.loc["x2", "epochs"] == "12 / 12"
+    assert recurrence_table([], tmp_path / "models", tmp_path / "eval", 0.01).empty
 
 
 def test_comparison_curves_name_each_series():

@@ -21,7 +21,7 @@ from pipeline.report.figures import (
     variant_colours,
 )
 from pipeline.report.published import published_classification, published_for
-from pipeline.report.tables import SR_REFERENCE, classification_table, sr_table
+from pipeline.report.tables import SR_REFERENCE, ablation_pairs, classification_table, recurrence_table, sr_table
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -139,6 +139,20 @@ def _sr_section(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir: 
         f"### {set_name} x{s[1:]} ({int(part.images.iloc[0])} images)\n\n{markdown(part[_SHOWN['sr']])}"
         + _published_block(set_name, int(s[1:]))
         for (set_name, s), part in groups)
+    recurrence = recurrence_table(ablation_pairs({n: p.variants[n].arch for n in names}), models_dir, eval_dir,
+                                  p.report.alpha)
+    if len(recurrence):
+        sections += f"""
+
+### Does the recurrence buy anything?
+
+Each LSTM variant against its convolutional ablation (the same network, two 3x3 convolutions in place of
+the LSTM sweeps), per scale: `delta_db` is the mean PSNR difference (LSTM minus ablation) over `pairs`
+(set, image, seed) pairs pooled over every scored set and the seeds, `lstm_ahead` the share of pairs
+the LSTM wins; Wilcoxon signed-rank test, Holm over this table. `params` and `epochs`: LSTM / ablation;
+the call speaks of the architectures only where both are equal or close.
+
+{markdown(recurrence)}"""
     epochs = {x: {n: int(sr[(sr.variant == n) & (sr.scale == x)].epochs.iloc[0]) for n in names}
               for x in (f"x{s}" for s in p.data.sr.scales)}  # per scale: a budget may be sized per scale
     text = f"""## Super-resolution (Y channel, {'/'.join(f'x{s}' for s in p.data.sr.scales)})
@@ -157,7 +171,7 @@ Centre crop of `{truth.name}` at x{scale} (first seed):
 
 ![crops](figures/sr_crops.png)
 """
-    return text, {"sr": sr.to_dict(orient="records")}
+    return text, {"sr": sr.to_dict(orient="records"), "recurrence": recurrence.to_dict(orient="records")}
 
 
 def provenance(raw_dir: Path, commit: str) -> str:

@@ -8,6 +8,11 @@
 * SR, A vs B: Wilcoxon signed-rank test on per-image PSNR differences, pairs
   matched by (image, seed); a deterministic model (bicubic) pairs its one
   value with every seed of the other.
+* SR, an LSTM variant vs its convolutional ablation (the report's recurrence table): the same
+  signed-rank test, per scale, on per-image PSNR differences pooled over every scored set and the
+  seeds, pairs matched by (set, image, seed); the direction is the side with the larger rank sum.
+  The same images recur across seeds, so, as for the classifiers, the pooled pairs are not quite
+  independent and the calls lean liberal.
 * Many pairs: Holm's step-down correction over all pairs of one table, so the
   family-wise error of a table's "better"/"worse" calls is at most alpha.
 * The regression gate (pipeline.report.gate): one-sided two-sample t on the
@@ -42,6 +47,15 @@ def signed_rank(differences: np.ndarray) -> float:
     if not np.any(d != 0):
         return 1.0
     return float(sps.wilcoxon(d, zero_method="wilcox").pvalue)
+
+
+def rank_direction(differences: np.ndarray) -> int:
+    """The side the signed-rank test leans to: +1 when the positive differences carry the larger rank sum, -1
+    when the negative ones do, 0 when neither (a mean can point the other way on skewed differences)."""
+    d = np.asarray(differences, dtype=float)
+    d = d[d != 0]
+    ranks = sps.rankdata(np.abs(d))
+    return int(np.sign(ranks[d > 0].sum() - ranks[d < 0].sum()))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -10,9 +10,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report.calls import calls, pm
-from pipeline.report.stats import mcnemar, signed_rank
+from pipeline.report.stats import holm, mcnemar, rank_direction, signed_rank
 
 SR_REFERENCE = "bicubic"
+
+# Each SR architecture's convolutional ablation: the same network with two 3x3 convolutions in place of the
+# LSTM sweeps (pipeline/tasks/sr/networks.py), so a pair shows what the recurrence buys.
+ABLATION_OF = {"lsrcnn": "cnn_sr"}
 
 
 def _read_json(path: Path):
@@ -83,6 +87,41 @@ def sr_table(names: list[str], models_dir: Path, eval_dir: Path, alpha: float) -
                              "test_images_per_s": round(speed[n][scale_key], 2)})
     df = pd.DataFrame(rows)
     return df.sort_values(["set", "scale", "rank", "mean"], ascending=[True, True, True, False], ignore_index=True)
+
+
+def ablation_pairs(arch: dict[str, str]) -> list[tuple[str, str]]:
+    """(LSTM variant, its convolutional ablation) for every such pair among ``arch`` (variant -> architecture)."""
+    return [(n, m) for n, a in arch.items() if a in ABLATION_OF for m, b in arch.items() if b == ABLATION_OF[a]]
+
+
+def recurrence_table(pairs: list[tuple[str, str]], models_dir: Path, eval_dir: Path, alpha: float) -> pd.DataFrame:
+    """Does the recurrence buy anything: per scale, each LSTM variant against its convolutional ablation on
+    per-image PSNR differences pooled over every scored set and the seeds (pairs matched by set, image and
+    seed), far more pairs than one benchmark's images; Wilcoxon signed-rank, Holm over the whole table. The
+    params and epochs of both sides are shown, since the call is about architectures only at equal cost."""
+    rows = []
+    for lstm, conv in pairs:
+        psnr = {n: pd.read_csv(eval_dir / n / "per_image.csv", dtype={"seed": str})
+                .set_index(["scale", "set", "image", "seed"]).psnr for n in (lstm, conv)}
+        runs = {n: _read_json(models_dir / n / "runs.json") for n in (lstm, conv)}
+        diff = (psnr[lstm] - psnr[conv]).dropna()  # both scored: same sets, images and seeds
+        for scale, d in diff.groupby(level="scale"):
+            cost = {n: next(r for r in runs[n] if r["scale"] == scale) for n in (lstm, conv)}
+            rows.append({"scale": scale, "lstm": lstm, "ablation": conv,
+                         "sets": "+".join(d.index.unique("set")), "pairs": len(d),
+                         "delta_db": round(float(d.mean()), 3), "lstm_ahead": round(float((d > 0).mean()), 2),
+                         "p": signed_rank(d.to_numpy()), "direction": rank_direction(d.to_numpy()),
+                         "params": f"{cost[lstm]['params_count']} / {cost[conv]['params_count']}",
+                         "epochs": f"{cost[lstm]['epochs']} / {cost[conv]['epochs']}"})
+    df = pd.DataFrame(rows, columns=["scale", "lstm", "ablation", "sets", "pairs", "delta_db", "lstm_ahead", "p",
+                                     "direction", "params", "epochs"])
+    df["p"] = holm(df.p.tolist()) if len(df) else []
+    df["call"] = ["tie" if q >= alpha or d == 0 else "LSTM better" if d > 0 else "ablation better"
+                  for q, d in zip(df.p, df.direction, strict=True)]
+    df["p"] = [float(f"{q:.2g}") for q in df.p]
+    df = df.drop(columns="direction").sort_values(["scale", "lstm"], ignore_index=True)
+    df["scale"] = "x" + df.scale.astype(str)
+    return df
 
 
 def comparison_curves(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
