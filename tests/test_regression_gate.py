@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from pipeline.core.errors import InputError
-from pipeline.report.calibration import calibrate, merge
+from pipeline.report.calibration import alarm_sources, calibrate, merge
 from pipeline.report.gate import compare, summaries
 from pipeline.report.stats import holm, mcnemar, signed_rank
 from pipeline.tasks.summary import summary
@@ -179,6 +179,23 @@ def test_calibration_measures_the_rules_false_alarms_and_power_on_recorded_seeds
     assert (c.detection.detects < 0.018).all()  # the rule's own figure agrees: 6 sigma is above it
     none = calibrate(recorded, 10, 3, 100, shift={"accuracy": 0.0}, **rule)
     assert (none.detection.detected < 0.1).all()
+
+
+def test_calibration_names_the_metric_whose_rare_low_seed_breaks_the_rule():
+    """One seed in 23 far below the rest (a training that went wrong once; the default's lsrcnn_sa and
+    lsrcnn_mixed have such a seed): runs that draw it look like regressions, so the family's false alarms
+    exceed alpha, and the calibration says which metric raised them; seeds spread as the normal says raise
+    about none."""
+    even = sps.norm.ppf((np.arange(23) + 0.5) / 23)  # normal seed noise without a chance extreme
+    recorded = {f"v{i}": {"test.accuracy": {str(s): 0.9 + 0.003 * x for s, x in enumerate(even)}} for i in range(3)}
+    tail = 0.9 + 0.003 * even
+    tail[11] = 0.88  # the median seed replaced by one 6.7 sigma below
+    recorded["skewed"] = {"test.accuracy": {str(s): x for s, x in enumerate(tail)}}
+    c = calibrate(recorded, 20, 3, 400, alpha=0.01, floor={"accuracy": 0.0}, shift={"accuracy": 0.01})
+    assert c.false_alarms / c.trials > 0.01 + 2 * math.sqrt(0.01 * 0.99 / 400), c.false_alarms
+    (top, raised), *others = c.alarmed.items()
+    assert top == ("skewed", "test.accuracy") and raised >= 5 * sum(n for _, n in others), c.alarmed
+    assert alarm_sources(c).startswith(f"false alarms raised by: skewed test.accuracy ({raised})")
 
 
 def test_merge_unions_the_seeds_of_baseline_and_run():

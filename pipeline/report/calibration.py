@@ -26,6 +26,7 @@ class Calibration:
     n_now: int
     trials: int
     false_alarms: int  # trials in which a healthy split made any metric REGRESSED
+    alarmed: dict[tuple[str, str], int]  # (variant, metric) -> healthy trials in which it was REGRESSED
     detection: pd.DataFrame  # variant, metric, shift, seeds, detects (the rule's, median), detected (share)
     skipped: list[str]  # variants with too few recorded seeds to split
 
@@ -67,7 +68,7 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
     trained = {v: m for v, m in recorded.items() if v not in deterministic}
     skipped = sorted(v for v, m in trained.items() if min(len(s) for s in m.values()) < n_base + n_now)
     trained = {v: m for v, m in trained.items() if v not in skipped}
-    alarms, hits, detects = 0, {}, {}
+    alarms, alarmed, hits, detects = 0, {}, {}, {}
     for _ in range(trials):
         base, now, lowered = dict(fixed), dict(fixed), dict(fixed)
         for variant, metrics in trained.items():
@@ -80,7 +81,10 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
             lowered[variant] = {k: {**s, "mean": s["mean"] - shift.get(k.rsplit(".", 1)[-1], 0.0)}
                                 for k, s in now[variant].items()}
         healthy = compare(base, now, alpha, floor, power=power, deterministic=deterministic)
-        alarms += bool((healthy.table.verdict == "REGRESSED").any())
+        false = healthy.table[healthy.table.verdict == "REGRESSED"]
+        alarms += not false.empty
+        for row in false.itertuples():
+            alarmed[(row.variant, row.metric)] = alarmed.get((row.variant, row.metric), 0) + 1
         shifted = compare(base, lowered, alpha, floor, power=power, deterministic=deterministic).table
         for row in shifted.itertuples():
             if row.variant in trained and row.metric.rsplit(".", 1)[-1] in shift:
@@ -91,7 +95,8 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
              "detects": float(np.median(detects[(v, k)])), "detected": hits[(v, k)] / trials}
             for v, k in sorted(hits)]
     table = pd.DataFrame(rows, columns=["variant", "metric", "shift", "seeds", "detects", "detected"])
-    return Calibration(n_base, n_now, trials, alarms, table, skipped)
+    return Calibration(n_base, n_now, trials, alarms, dict(sorted(alarmed.items(), key=lambda kv: -kv[1])), table,
+                       skipped)
 
 
 def describe(c: Calibration) -> str:
@@ -99,3 +104,9 @@ def describe(c: Calibration) -> str:
     rate = c.false_alarms / c.trials if c.trials else math.nan
     return (f"{c.trials} resampled check runs ({c.n_base} baseline vs {c.n_now} run seeds, disjoint, drawn from "
             f"the recorded seeds): false alarm in {c.false_alarms} ({rate:.1%}, 95% upper bound {c.upper:.1%})")
+
+
+def alarm_sources(c: Calibration) -> str:
+    """Which metrics raised the false alarms, most first: where the rule's normal-noise assumption fails (a rare
+    seed far below the others makes a run of few seeds look like a regression)."""
+    return "false alarms raised by: " + ", ".join(f"{v} {k} ({n})" for (v, k), n in c.alarmed.items())

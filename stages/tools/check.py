@@ -11,7 +11,7 @@ import typer
 from pipeline.config.architectures import BASELINES
 from pipeline.core.atomic import write_json
 from pipeline.core.errors import InputError
-from pipeline.report.calibration import calibrate, describe, merge
+from pipeline.report.calibration import alarm_sources, calibrate, describe, merge
 from pipeline.report.gate import FAILING, compare, summaries
 from stages.common import METRICS, ROOT, UsageError, command, params
 
@@ -78,6 +78,8 @@ def _calibrate(p, current, rule, trials: int) -> None:
     if result.skipped:
         typer.echo(f"left out (fewer than {n_base + len(p.seeds)} recorded seeds): {', '.join(result.skipped)}")
     typer.echo(describe(result) + f"; the rule promises at most {p.check.alpha:.0%}")
+    if result.alarmed:
+        typer.echo(alarm_sources(result))
 
 
 @command
