@@ -53,7 +53,7 @@ def merge(*sides: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, f
 
 def _summary(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values)}
+            "n": len(values), "seeds": {str(i): float(v) for i, v in enumerate(values)}}
 
 
 def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_now: int, trials: int,
@@ -77,9 +77,8 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
             b, n = order[:n_base], order[n_base:n_base + n_now]
             base[variant] = {k: _summary(np.array([s[x] for x in b])) for k, s in metrics.items()}
             now[variant] = {k: _summary(np.array([s[x] for x in n])) for k, s in metrics.items()}
-            # Lowering every run value by a constant moves the mean alone.
-            lowered[variant] = {k: {**s, "mean": s["mean"] - shift.get(k.rsplit(".", 1)[-1], 0.0)}
-                                for k, s in now[variant].items()}
+            lowered[variant] = {k: _summary(np.array([s[x] for x in n]) - shift.get(k.rsplit(".", 1)[-1], 0.0))
+                                for k, s in metrics.items()}
         healthy = compare(base, now, alpha, floor, power=power, deterministic=deterministic)
         false = healthy.table[healthy.table.verdict == "REGRESSED"]
         alarms += not false.empty
