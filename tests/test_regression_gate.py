@@ -229,6 +229,11 @@ def test_a_run_of_three_or_more_seeds_is_judged_without_its_lowest_one():
     # Two seeds: nothing to drop, the means are compared.
     two = compare(base, {"v": {"test.accuracy": summary({"1": 0.90, "2": 0.85}, 6)}}, 0.01, FLOOR).table.iloc[0]
     assert two.delta == pytest.approx(0.875 - values.mean(), abs=1e-5)
+    # A profile whose seeds hold no far-low one (check.drop_lowest: false) compares the means of every run.
+    means = compare(base, {"v": {"test.accuracy": summary(_recorded([0.90, 0.90, 0.85]), 6)}}, 0.01, FLOOR,
+                    drop_lowest=False).table.iloc[0]
+    assert means.delta == pytest.approx(np.mean([0.90, 0.90, 0.85]) - values.mean(), abs=1e-5)
+    assert means.margin < one_low.margin and "lowest" not in means.now + means.baseline
 
 
 def test_merge_unions_the_seeds_of_baseline_and_run():

@@ -170,6 +170,9 @@ class Check(Strict):
     baseline: str
     alpha: float = Field(gt=0, lt=0.5)  # false-alarm rate of a whole check run (all metrics; one-sided)
     power: float = Field(0.8, ge=0.5, lt=1)  # at which the detectable drop of each metric is stated
+    # Judge a run of 3+ seeds by its mean without its lowest seed (for recipes with a rare seed far below the
+    # rest; ~6% less power), else by its mean: chosen per profile by `check --calibrate`.
+    drop_lowest: bool = True
     floor: dict[str, float]  # smallest margin per metric name, whatever the recorded spread
     # The largest detectable drop per metric name that `check --update` promises (None: no promise).
     detect: dict[str, float | None] = {}

@@ -58,7 +58,7 @@ def _summary(values: np.ndarray) -> dict:
 
 def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_now: int, trials: int,
               alpha: float, floor: dict[str, float], shift: dict[str, float], power: float = 0.8,
-              deterministic: frozenset[str] = frozenset(), seed: int = 0) -> Calibration:
+              deterministic: frozenset[str] = frozenset(), drop_lowest: bool = True, seed: int = 0) -> Calibration:
     """Resample ``recorded`` (see ``merge``) ``trials`` times as the module docstring says. Deterministic
     variants enter every split with their one value; a trained variant with fewer than n_base + n_now seeds
     is left out and named."""
@@ -79,12 +79,14 @@ def calibrate(recorded: dict[str, dict[str, dict[str, float]]], n_base: int, n_n
             now[variant] = {k: _summary(np.array([s[x] for x in n])) for k, s in metrics.items()}
             lowered[variant] = {k: _summary(np.array([s[x] for x in n]) - shift.get(k.rsplit(".", 1)[-1], 0.0))
                                 for k, s in metrics.items()}
-        healthy = compare(base, now, alpha, floor, power=power, deterministic=deterministic)
+        healthy = compare(base, now, alpha, floor, power=power, deterministic=deterministic,
+                          drop_lowest=drop_lowest)
         false = healthy.table[healthy.table.verdict == "REGRESSED"]
         alarms += not false.empty
         for row in false.itertuples():
             alarmed[(row.variant, row.metric)] = alarmed.get((row.variant, row.metric), 0) + 1
-        shifted = compare(base, lowered, alpha, floor, power=power, deterministic=deterministic).table
+        shifted = compare(base, lowered, alpha, floor, power=power, deterministic=deterministic,
+                          drop_lowest=drop_lowest).table
         for row in shifted.itertuples():
             if row.variant in trained and row.metric.rsplit(".", 1)[-1] in shift:
                 key = (row.variant, row.metric)

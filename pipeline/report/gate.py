@@ -12,8 +12,8 @@ metric of each variant:
   pooled over the other variants of that metric; pooling is not the rule for the rest, because the
   spreads differ too much between variants (0.009 to 0.5 dB on Set14 among the default's SR
   variants): a pooled figure would blind the gate on the calm ones.
-* What is compared: a run of 3 or more seeds (its seeds recorded) by its mean without its lowest
-  seed, against what as many of the baseline's seeds give for that on average (``expected_trimmed``,
+* What is compared (``drop_lowest``, params' check.drop_lowest): a run of 3 or more seeds (its seeds
+  recorded) by its mean without its lowest seed, against what as many of the baseline's seeds give for that on average (``expected_trimmed``,
   exact over every subset); otherwise the means. Why: a training now and then ends far below its
   siblings (the default's lsrcnn_sa and lsrcnn_mixed: one seed in 23 at 4 sigma below the mean, at 2
   epochs), and a run that drew it beside two low seeds had a mean that the normal tails call a
@@ -21,7 +21,8 @@ metric of each variant:
   0.8% with the lowest seed dropped (0% with medians, which cost more power). The price: that figure
   varies 1.17 times as much as the mean of 3 normal draws (``trimmed_variance``), so a drop that moves
   every seed must be ~8% larger to be seen, and a change that breaks one seed in three is seen only
-  when it breaks two.
+  when it breaks two. So it is chosen per profile by calibration: the ci profile, whose recorded seeds
+  hold no such seed (0 false alarms in 400 with means), compares means.
 * Family: ``alpha`` is the false-alarm rate of a whole check run, all gated metrics together; each of
   the m comparisons is tested at alpha / m (Bonferroni: valid however the metrics correlate).
 * margin = max(floor, t(1 - alpha/m, df) * SE), SE = sigma * sqrt(1/n_baseline + c/n_now), c =
@@ -122,12 +123,12 @@ def expected_trimmed(values: list[float], k: int) -> float:
     return float(np.mean([np.sum(x * comb(i - 1, j - 1) * comb(n - i, k - j)) / comb(n, k) for j in range(2, k + 1)]))
 
 
-def _centres(base: dict, now: dict) -> tuple[float, float, float]:
-    """(the run's figure, the baseline's figure for it, the run's variance factor c): for a run of 3 or more
-    recorded seeds, its mean without its lowest seed (against the baseline's mean where the baseline recorded
-    fewer seeds than the run); else the means."""
+def _centres(base: dict, now: dict, drop_lowest: bool) -> tuple[float, float, float]:
+    """(the run's figure, the baseline's figure for it, the run's variance factor c): with ``drop_lowest``, for a
+    run of 3 or more recorded seeds, its mean without its lowest seed (against the baseline's mean where the
+    baseline recorded fewer seeds than the run); else the means."""
     seeds = sorted(now.get("seeds", {}).values())
-    if len(seeds) < 3:
+    if not drop_lowest or len(seeds) < 3:
         return now["mean"], base["mean"], 1.0
     recorded = list(base.get("seeds", {}).values())
     reference = expected_trimmed(recorded, len(seeds)) if len(recorded) >= len(seeds) else base["mean"]
@@ -143,11 +144,11 @@ def _noise(base: dict, now: dict, pooled: tuple[float, int] | None) -> tuple[flo
 
 def compare(baseline: dict[str, dict[str, dict]], current: dict[str, dict[str, dict]], alpha: float,
             floor: dict[str, float], run: set[str] | None = None, power: float = 0.8,
-            deterministic: frozenset[str] = frozenset()) -> Verdict:
+            deterministic: frozenset[str] = frozenset(), drop_lowest: bool = True) -> Verdict:
     """Baseline and current are {variant: {metric key: summary}}; every current variant is judged by the rule
     above (``alpha``: family-wise). A baseline variant outside ``run`` (the variants params.yaml runs;
     default: all) gets one "not run" row: said, not failed, since leaving a variant out is a params change a
-    reviewer sees. Variants in ``deterministic`` are held to the floor."""
+    reviewer sees. Variants in ``deterministic`` are held to the floor; ``drop_lowest``: see the rule above."""
     pooled = pooled_spread(baseline, current)
     rows, pending = [], []
     for variant in sorted(set(baseline) | set(current)):
@@ -165,12 +166,12 @@ def compare(baseline: dict[str, dict[str, dict]], current: dict[str, dict[str, d
                 continue
             sigma, df = (0.0, 0) if variant in deterministic else _noise(base, now, pooled.get(key))
             pending.append((len(rows), base, now, sigma, df, floor.get(key.rsplit(".", 1)[-1], 0.0)))
-            rows.append({**row, "now": _fmt(now, trimmed=True)})
+            rows.append({**row, "now": _fmt(now, trimmed=drop_lowest)})
     m = sum(1 for *_, sigma, _df, _floor in pending if sigma > 0)
     unestimated = [(rows[i]["variant"], rows[i]["metric"]) for i, *_, sigma, _df, _floor in pending
                    if sigma == 0 and rows[i]["variant"] not in deterministic]
     for i, base, now, sigma, df, least in pending:
-        figure, reference, c = _centres(base, now)
+        figure, reference, c = _centres(base, now, drop_lowest)
         se = sigma * math.sqrt(1 / base["n"] + c / now["n"])
         margin, detects = least, least
         if se > 0:
