@@ -13,16 +13,16 @@ metric of each variant:
   spreads differ too much between variants (0.009 to 0.5 dB on Set14 among the default's SR
   variants): a pooled figure would blind the gate on the calm ones.
 * What is compared (``drop_lowest``, params' check.drop_lowest): a run of 3 or more seeds (its seeds
-  recorded) by its mean without its lowest seed, against what as many of the baseline's seeds give for that on average (``expected_trimmed``,
-  exact over every subset); otherwise the means. Why: a training now and then ends far below its
-  siblings (the default's lsrcnn_sa and lsrcnn_mixed: one seed in 23 at 4 sigma below the mean, at 2
-  epochs), and a run that drew it beside two low seeds had a mean that the normal tails call a
-  regression: `check --calibrate` measured 2.5% false alarms for the 1% promised with plain means,
-  0.8% with the lowest seed dropped (0% with medians, which cost more power). The price: that figure
-  varies 1.17 times as much as the mean of 3 normal draws (``trimmed_variance``), so a drop that moves
-  every seed must be ~8% larger to be seen, and a change that breaks one seed in three is seen only
-  when it breaks two. So it is chosen per profile by calibration: the ci profile, whose recorded seeds
-  hold no such seed (0 false alarms in 400 with means), compares means.
+  recorded) by its mean without its lowest seed, against what as many of the baseline's seeds give for
+  that on average (``expected_trimmed``, exact over every subset); otherwise the means. Why: a training
+  now and then ends far below its siblings (the default's lsrcnn_sa and lsrcnn_mixed: one seed in 23 at
+  4 sigma below the mean, at 2 epochs), and a run that drew it beside two low seeds had a mean that the
+  normal tails call a regression: `check --calibrate` measured 2.5% false alarms for the 1% promised
+  with plain means, 0.8% with the lowest seed dropped (0% with medians, which cost more power). The
+  price: that figure varies 1.17 times as much as the mean of 3 normal draws (``trimmed_variance``), so
+  a drop that moves every seed must be ~8% larger to be seen, and a change that breaks one seed in three
+  is seen only when it breaks two. So it is chosen per profile by calibration: the ci profile, whose
+  recorded seeds hold no such seed (0 false alarms in 400 with means), compares means.
 * Family: ``alpha`` is the false-alarm rate of a whole check run, all gated metrics together; each of
   the m comparisons is tested at alpha / m (Bonferroni: valid however the metrics correlate).
 * margin = max(floor, t(1 - alpha/m, df) * SE), SE = sigma * sqrt(1/n_baseline + c/n_now), c =
