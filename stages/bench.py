@@ -10,16 +10,24 @@ from pipeline.core.atomic import unwritable, write_json
 from pipeline.core.host import machine
 from stages.common import UsageError, command, human_echo
 
+# The two figures that take most of a full bench (~65 s and ~20 s of its ~95 s on 2 cores). `short` keeps
+# full's shapes with fewer repeats: 5 pairs of 50 timed steps put the SR step's median within ~+-4% of
+# full's (3 runs: 1.03-1.10x against full's 1.00-1.05x), and 8 pages show streaming as 20 do.
+SR_STEP = {"full": {}, "short": {"steps": 60, "repeats": 5},
+           "quick": {"steps": 20, "patch": 16, "features": 8, "repeats": 1}}
+EVALUATION_MEMORY = {"full": {}, "short": {"images": 8}, "quick": {"images": 3, "side": (64, 48)}}
+
 
 @command
 def main(
     json_out: Path = typer.Option(None, "--json", help="also write the figures here ('-': stdout)"),
-    size: str = typer.Option("full", help="'full' for figures to quote, 'quick' (small shapes) for a smoke test"),
+    size: str = typer.Option("full", help="'full' for figures to quote, 'short' (full shapes, fewer repeats: "
+                                          "the pipeline's), 'quick' (small shapes) for a smoke test"),
 ) -> None:
     """Gate LSTM vs nn.LSTM, Lightning vs bare loops (classifier fit, SR step), resize vs Pillow, evaluation
     memory; prints JSON."""
-    if size not in ("full", "quick"):
-        raise UsageError(f"--size must be 'full' or 'quick', got {size!r}")
+    if size not in ("full", "short", "quick"):
+        raise UsageError(f"--size must be 'full', 'short' or 'quick', got {size!r}")
     if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
         raise UsageError(f"--json {json_out}: {why}")
     # Only now the measuring code: torch and Lightning take seconds to import, a refusal should not wait on them.
@@ -46,10 +54,10 @@ def main(
         "lstm": [lstm_kernels(d, **shape) for d in devices for shape in shapes],
         "lightning": lightning_vs_bare_loop(samples=128, epochs=1, hidden=16, repeats=1) if quick else
         lightning_vs_bare_loop(),
-        "sr_step": sr_step_overhead(steps=20, patch=16, features=8, repeats=1) if quick else sr_step_overhead(),
+        "sr_step": sr_step_overhead(**SR_STEP[size]),
         "resize": [resize_vs_pillow(d, side=64 if quick else 512) for d in devices],
         "patches": patch_throughput(side=96 if quick else 512),
-        "evaluation_memory": evaluation_memory(images=3, side=(64, 48)) if quick else evaluation_memory(),
+        "evaluation_memory": evaluation_memory(**EVALUATION_MEMORY[size]),
     }
     result.update(summary=summary_rows(result), machine=machine(), size=size)
     for row in result["summary"]:

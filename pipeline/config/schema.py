@@ -179,9 +179,10 @@ class Check(Strict):
 
 
 class Bench(Strict):
-    """`lstmvision bench` in the pipeline: full sizes for figures to quote, quick for test profiles."""
+    """`lstmvision bench` in the pipeline: short (full shapes, fewer repeats) for the report, full for figures
+    to quote, quick for test profiles."""
 
-    size: Literal["full", "quick"] = "full"
+    size: Literal["full", "short", "quick"] = "short"
 
 
 class SlurmJobs(Strict):

@@ -193,7 +193,9 @@ Datasets ({skipped or "none"} of the {len(manifest)} configured skipped):
 
 def cost(bench: dict) -> str:
     """This machine's `lstmvision bench` figures, each against its same-run reference."""
-    quick = "; **quick sizes: a smoke test, not figures to quote**" if bench["size"] == "quick" else ""
+    quick = {"quick": "; **quick sizes: a smoke test, not figures to quote**",
+             "short": "; short sizes (full shapes, fewer repeats: the SR step's ratio within ~+-4%; "
+                      "`lstmvision bench` gives full ones)"}.get(bench["size"], "")
     rows = pd.DataFrame(bench["summary"]).assign(ratio=lambda d: d.ratio.map("{:.2f}x".format))
     return f"""## Cost
 
