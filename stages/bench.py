@@ -26,8 +26,8 @@ def main(
 ) -> None:
     """Gate LSTM vs nn.LSTM, Lightning vs bare loops (classifier fit, SR step), resize vs Pillow, evaluation
     memory; prints JSON."""
-    if size not in ("full", "short", "quick"):
-        raise UsageError(f"--size must be 'full', 'short' or 'quick', got {size!r}")
+    if size not in SR_STEP:
+        raise UsageError(f"--size must be one of {', '.join(SR_STEP)}, got {size!r}")
     if json_out and (why := unwritable(json_out)):  # check_json_out's check; stages.tools is no dep of this stage
         raise UsageError(f"--json {json_out}: {why}")
     # Only now the measuring code: torch and Lightning take seconds to import, a refusal should not wait on them.

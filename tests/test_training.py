@@ -104,6 +104,16 @@ def test_bench_reports_ratios(cli, root):
     assert all(f"{f}: " in proc.stderr for f in figures) and result["machine"] in proc.stderr
 
 
+def test_bench_sizes_match_params():
+    """Every size params.yaml accepts for the bench stage is one the command knows, in every sized figure."""
+    from typing import get_args
+
+    from pipeline.config.schema import Bench
+    from stages.bench import EVALUATION_MEMORY, SR_STEP
+
+    assert set(get_args(Bench.model_fields["size"].annotation)) == set(SR_STEP) == set(EVALUATION_MEMORY)
+
+
 @pytest.mark.parametrize("arch, data_args, options", [
     ("lsrcnn", {"scale": 2, "channels": 1}, {"features": 8, "hidden": 8, "attention": "mixed"}),
     ("recurrent", {"input_size": 28, "num_classes": 10}, {"cell": "gates", "hidden": 16}),

@@ -193,14 +193,14 @@ Datasets ({skipped or "none"} of the {len(manifest)} configured skipped):
 
 def cost(bench: dict) -> str:
     """This machine's `lstmvision bench` figures, each against its same-run reference."""
-    quick = {"quick": "; **quick sizes: a smoke test, not figures to quote**",
+    sizes = {"quick": "; **quick sizes: a smoke test, not figures to quote**",
              "short": "; short sizes (full shapes, fewer repeats: the SR step's ratio within ~+-4%; "
                       "`lstmvision bench` gives full ones)"}.get(bench["size"], "")
     rows = pd.DataFrame(bench["summary"]).assign(ratio=lambda d: d.ratio.map("{:.2f}x".format))
     return f"""## Cost
 
 `lstmvision bench` on {bench['machine']}: each figure against a reference timed in the same run
-(ratios cancel the machine's speed){quick}. SR patch extraction: {bench['patches']['hr_megapixels_per_s']:.1f} HR
+(ratios cancel the machine's speed){sizes}. SR patch extraction: {bench['patches']['hr_megapixels_per_s']:.1f} HR
 megapixels/s.
 
 {markdown(rows)}
