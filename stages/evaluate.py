@@ -30,7 +30,8 @@ def main(name: str = typer.Argument(..., help=f"a baseline ({', '.join(BASELINES
     p = params()
     if name not in BASELINES and name not in p.variants:
         raise UsageError(f"unknown variant '{name}'")
-    result = tasks.evaluation(task_of(name, p.variants)).evaluate(name, p, Inputs(RAW, PREPARED, MODELS))
+    task = task_of(name, p.variants)
+    result = tasks.evaluation(task).evaluate(name, p, Inputs(RAW, PREPARED, MODELS / task))
     with atomic_dir(EVAL / name) as out:
         for file, image in result.samples.items():
             save_image(image, out / file)

@@ -26,7 +26,7 @@ def main() -> None:
     p = params()
     store = resolve_store(p.tracking, ROOT)  # an unreachable server fails before anything is written
     names = [*p.run.classification, *p.run.sr]
-    curves = {n: pd.read_csv(PLOTS / "train" / f"{n}.csv") for n in names}
+    curves = {n: pd.read_csv(PLOTS / "train" / p.variants[n].task / f"{n}.csv") for n in names}
     with atomic_dir(REPORTS) as out:
         bench = json.loads((METRICS / "bench.json").read_text())
         text, summary = build_report(p, curves, MODELS, EVAL, RAW, bench, out, git_commit(ROOT))
@@ -36,7 +36,7 @@ def main() -> None:
     for task, task_names in (("classification", p.run.classification), ("sr", p.run.sr)):
         table = comparison_curves({n: curves[n] for n in task_names})
         write_text(PLOTS / "compare" / f"{task}.csv", table.to_csv(index=False))
-    log_test_metrics(store, [(json.loads((MODELS / n / "runs.json").read_text()),
+    log_test_metrics(store, [(json.loads((MODELS / p.variants[n].task / n / "runs.json").read_text()),
                               json.loads((EVAL / n / "metrics.json").read_text())) for n in names])
     crowned = crown(store, champions(summary, METRICS, MODELS, p.data.sr.test))
     print(f"wrote {REPORTS}/report.md and report.html; test metrics logged to the MLflow runs of {len(names)} "

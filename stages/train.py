@@ -1,30 +1,30 @@
-"""train NAME: one variant, once per seed (and per scale for SR) -> models/NAME/, plots/train/NAME.csv.
+"""train TARGET: a task's variants (the stage dvc.yaml runs) or one variant, once per seed (and per scale for
+SR) -> models/TASK/NAME/, plots/train/TASK/NAME.csv.
 
-All seeds run in one process: a train process spends seconds importing torch,
-Lightning and MLflow, which one stage per (variant, seed) would pay again and
-again. A training finished earlier is reused from the work folder (the seed
-was there before, or only comments or packaging changed), so adding a seed
-trains only the new one. Each finished training is then packaged as an MLflow
-Model and registered, again (without training) when the packaging code
-changed. With several devices the command starts one process per device
-(pipeline/training/distributed.py) and global rank 0 writes.
+A task's trainings run in one stage: a train process spends seconds importing torch, Lightning and MLflow,
+which a stage per variant paid again and again. On a CPU they run side by side, one forked process each
+(pipeline/training/parallel.py); on a GPU or under DDP one after another. A training finished earlier is reused
+from the work folder (the seed was there before, or only comments or packaging changed), so adding a seed
+trains only the new one. Each finished training is then packaged as an MLflow Model and registered, again
+(without training) when the packaging code changed. With several devices the command starts one process per
+device (pipeline/training/distributed.py) and global rank 0 writes.
 
-With ``--seed`` it is one job of ``lstmvision fanout``: that one training, into
-its work folder only (and its MLflow run); the `dvc repro` after the jobs
-finds it finished and records it as above.
+With ``--seed`` it is one job of ``lstmvision fanout``: that one training of a variant, into its work folder
+only (and its MLflow run); the `dvc repro` after the jobs finds it finished and records it as above.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
+from pipeline.config.schema import RunLists
 from pipeline.core.atomic import atomic_dir, job_lock, write_json, write_text
 from pipeline.tracking.registry import package
 from pipeline.tracking.store import resolve_store, run_exists
@@ -37,8 +37,9 @@ from pipeline.training.distributed import (
     launched,
     single_process,
 )
-from pipeline.training.loop import train, training_lock, work_folder
-from pipeline.training.runs import variant_trainings
+from pipeline.training.loop import result_file, train, training_lock, work_folder
+from pipeline.training.parallel import side_by_side, train_all, train_alone
+from pipeline.training.runs import stage_trainings
 from pipeline.training.spec import Places, Training
 from stages.common import MODELS, PLOTS, PREPARED, ROOT, WORK, UsageError, command, names_hint, params
 
@@ -46,23 +47,28 @@ log = logging.getLogger(__name__)
 
 
 @command
-def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names_hint('variants')}"),
+def main(name: str = typer.Argument(..., help="a task (classification, sr: the variants its `run` list names) "
+                                              f"or a variant of params.yaml, {names_hint('variants')}"),
          # Annotated: called as a function (tests, a driver script) the defaults are None, not typer objects.
-         seed: Annotated[int | None, typer.Option(help="only this seed, into its work folder alone (a fanout "
-                                                       "job); `dvc repro` records it afterwards")] = None,
+         seed: Annotated[int | None, typer.Option(help="only this seed of variant NAME, into its work folder "
+                                                       "alone (a fanout job); `dvc repro` records it "
+                                                       "afterwards")] = None,
          scale: Annotated[int | None, typer.Option(help="with --seed, for SR variants: only this scale")] = None,
          ) -> None:
-    """Train variant NAME with Lightning for every seed in params.yaml; every run is tracked in MLflow."""
+    """Train a task's variants (or one variant) with Lightning for every seed in params.yaml; every run is
+    tracked in MLflow."""
     p = params()
-    if name not in p.variants:
-        raise UsageError(f"unknown variant '{name}', expected one of {', '.join(p.variants)}")
-    variant = p.variants[name]
+    variants = stage_trainings(name, p)
     check_launch(p.trainer)
-    batch_per_device(variant.optim.batch_size, p.trainer, f"variants.{name}")
-    trainings = variant_trainings(name, p)
+    for n in variants:
+        batch_per_device(p.variants[n].optim.batch_size, p.trainer, f"variants.{n}")
     if seed is not None or scale is not None:
-        _one_job(_pick(trainings, seed, scale), p)
+        if name in RunLists.model_fields:
+            raise UsageError(f"train {name}: --seed and --scale pick a training of one variant, not of a task")
+        _one_job(_pick(variants[name], seed, scale), p)
         return
+    task = name if name in RunLists.model_fields else p.variants[name].task
+    folder = MODELS / task if name == task else MODELS / task / name  # what this command replaces
     lock = job_lock(WORK.parent / "locks" / f"train-{name}.lock", f"`lstmvision train {name}`")
     if not launched() and devices_per_node(p.trainer) > 1:
         with lock:
@@ -70,23 +76,36 @@ def main(name: str = typer.Argument(..., help=f"a variant of params.yaml, {names
         return
     rank = global_rank()
     if rank != 0:  # trains in step with rank 0, which alone writes and talks to MLflow
-        for t in trainings:
-            train(t, Places(ROOT, PREPARED, WORK, None, MODELS / name), rank)
+        for t in (t for trainings in variants.values() for t in trainings):
+            train(t, Places(ROOT, PREPARED, WORK, None, folder), rank)
         return
     store = resolve_store(p.tracking, ROOT)
-    runs, curves = [], []
-    with lock if not launched() else contextlib.nullcontext(), atomic_dir(MODELS / name) as tmp:
+    with lock if not launched() else contextlib.nullcontext(), atomic_dir(folder) as tmp:
         places = Places(ROOT, PREPARED, WORK, store, tmp)
-        for t in trainings:
-            with training_lock(t, places):
-                r = train(t, places, rank)
-            runs.append({"seed": t.seed, "scale": t.scale, "run_id": r.run_id, "params_count": r.params_count,
-                         "train_time_s": r.train_time_s, "epochs": r.epochs, "best_val": r.best})
-            curves += [{"seed": t.seed, "scale": t.scale or "", **row} for row in r.history]
-            _trained(t, r)
-            _package(t, places, r.run_id)
-        write_json(tmp / "runs.json", runs)
-        write_text(PLOTS / "train" / f"{name}.csv", pd.DataFrame(curves).to_csv(index=False))
+        plan = side_by_side(p.trainer)
+        if plan is not None:  # on a CPU: what is not finished yet, side by side, before recording in order
+            pending = [t for ts in variants.values() for t in ts if not result_file(t, places).exists()]
+            train_all(pending, places, *plan)
+        (PLOTS / "train" / task).mkdir(parents=True, exist_ok=True)  # an output even when the task runs nothing
+        for n, trainings in variants.items():
+            curves = _record(trainings, replace(places, models=tmp / n if name == task else tmp))
+            write_text(PLOTS / "train" / task / f"{n}.csv", pd.DataFrame(curves).to_csv(index=False))
+
+
+def _record(trainings: list[Training], places: Places) -> list[dict]:
+    """A variant's trainings (trained here when not finished) exported to ``places.models`` with its runs.json,
+    packaged and registered; returns its learning curves."""
+    runs, curves = [], []
+    for t in trainings:
+        with training_lock(t, places):
+            r = train(t, places)
+        runs.append({"seed": t.seed, "scale": t.scale, "run_id": r.run_id, "params_count": r.params_count,
+                     "train_time_s": r.train_time_s, "epochs": r.epochs, "best_val": r.best})
+        curves += [{"seed": t.seed, "scale": t.scale or "", **row} for row in r.history]
+        _trained(t, r)
+        _package(t, places, r.run_id)
+    write_json(places.models / "runs.json", runs)
+    return curves
 
 
 def _pick(trainings: list[Training], seed: int | None, scale: int | None) -> Training:
@@ -105,11 +124,7 @@ def _one_job(t: Training, p) -> None:
     """One training as a fanout job: its work folder and MLflow run, nothing of DVC's outputs."""
     single_process(p.trainer, "a fanout job")
     store = resolve_store(p.tracking, ROOT)
-    with tempfile.TemporaryDirectory() as scratch:  # the export lands in the work folder; this copy is dropped
-        places = Places(ROOT, PREPARED, WORK, store, Path(scratch))
-        with training_lock(t, places):
-            r = train(t, places)
-    _trained(t, r)
+    _trained(t, train_alone(t, Places(ROOT, PREPARED, WORK, store, models=Path("."))))  # models: unused there
 
 
 def _trained(t: Training, r) -> None:

@@ -67,7 +67,7 @@ def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(r
                    + "\n# a closing comment\n")
     proc = dvc(reproduced, "repro", *trainings)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Running stage 'train_classification@lstm_row'" in proc.stdout and " epoch " not in proc.stdout
+    assert "Running stage 'train_classification'" in proc.stdout and " epoch " not in proc.stdout
     assert "registered as version" not in proc.stdout
     assert _digests(reproduced, "models/**/model.pt") == models
     stale = json.loads(dvc(reproduced, "status", "--json").stdout)
@@ -82,7 +82,7 @@ def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(r
     assert " epoch " not in proc.stdout and proc.stdout.count("registered as version") == 4  # 2 seeds x 2 variants
     assert _digests(reproduced, "models/**/model.pt") == models
     client = mlflow.MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
-    runs = {r["run_id"] for r in json.loads((reproduced / "models/lstm_row/runs.json").read_text())}
+    runs = {r["run_id"] for r in json.loads((reproduced / "models/classification/lstm_row/runs.json").read_text())}
     assert {v.run_id for v in client.search_model_versions("name = 'lstm_row'")} == runs  # same runs, new versions
     newest = max(client.search_model_versions("name = 'lstm_row'"), key=lambda v: int(v.version))
     packaged = client.get_logged_model(newest.source.removeprefix("models:/"))  # the run's new LoggedModel
@@ -93,6 +93,6 @@ def test_comments_reuse_trainings_packaging_repackages_and_a_constant_retrains(r
     # A constant of the training loop: the training it shapes runs again.
     loop = reproduced / "pipeline/training/loop.py"
     loop.write_text(loop.read_text().replace("num_sanity_val_steps=0", "num_sanity_val_steps=1"))
-    proc = dvc(reproduced, "repro", "train_classification@lstm_row")
+    proc = dvc(reproduced, "repro", "train_classification")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[lstm_row_s1] epoch 1/3" in proc.stdout

@@ -38,16 +38,16 @@ def test_dvc_repro_on_two_processes_matches_one(reproduced, dvc, set_params):
     set_params(tiny, **{"seeds": [1], "trainer.accelerator": "cpu", "trainer.devices": 2, "trainer.strategy": "ddp"})
     two = dvc(tiny, "repro", "evaluate_classification", "evaluate_sr")  # the figures compared; not bench or report
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
-    assert "Running stage 'train_classification@lstm_row'" in two.stdout
+    assert "Running stage 'train_classification'" in two.stdout
     # one run per training (rank 0's), one model, one runs.json entry, one epoch line per epoch
     assert two.stdout.count("[lstm_row_s1] epoch 3/3") == 1 and two.stdout.count("[lsrcnn_x2_s1] epoch 3/3") == 1
     for variant, experiment in (("lstm_row", "classification"), ("lsrcnn", "sr")):
-        (entry,) = json.loads((tiny / "models" / variant / "runs.json").read_text())
+        (entry,) = json.loads((tiny / "models" / experiment / variant / "runs.json").read_text())
         runs = [r for r in _runs(tiny, experiment) if r.data.params["world_size"] == "2"]
         assert [r.info.run_id for r in runs] == [entry["run_id"]]
         assert runs[0].data.params["batch_per_device"] == str(int(runs[0].data.params["batch_size"]) // 2)
         assert runs[0].data.params["precision"] == "32-true" and runs[0].data.params["accelerator"] == "cpu"
-        assert sorted(p.name for p in (tiny / "models" / variant).iterdir()) == ["runs.json", "s1"]
+        assert sorted(p.name for p in (tiny / "models" / experiment / variant).iterdir()) == ["runs.json", "s1"]
     ddp = _test_figures(tiny)
     print(f"test figures, one process: {single}; two: {ddp}")
     assert abs(ddp["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE, (single, ddp)
@@ -104,13 +104,13 @@ def test_a_killed_rank_stops_the_stage_and_the_next_run_resumes_to_the_same_mode
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: train lstm_row: DDP process rank 1") and "SIGKILL" in last, err[-2000:]
     assert "Traceback" not in err
-    assert not (prepared / "models/lstm_row").exists()
+    assert not (prepared / "models/classification/lstm_row").exists()
 
     resumed = _train(prepared)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-2000:]
     assert "resuming from" in err and "epoch 1/4" not in out
-    model = "models/lstm_row/s1/model.pt"
+    model = "models/classification/lstm_row/s1/model.pt"
     assert (prepared / model).read_bytes() == (unbroken / model).read_bytes()
 
 
@@ -126,7 +126,7 @@ def test_two_torchrun_nodes_over_loopback_train_one_model(prepared, free_port, s
     outs = [node.communicate(timeout=600) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outs]
     assert "epoch 3/3" in outs[0][0] and outs[1][0] == ""  # node 1 trains silently
-    (entry,) = json.loads((prepared / "models/lstm_row/runs.json").read_text())
+    (entry,) = json.loads((prepared / "models/classification/lstm_row/runs.json").read_text())
     (run,) = _runs(prepared, "classification")
     assert run.info.run_id == entry["run_id"] and run.data.params["num_nodes"] == "2"
     assert run.data.params["world_size"] == "2" and run.info.status == "FINISHED"

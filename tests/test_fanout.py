@@ -65,7 +65,7 @@ def test_a_training_running_elsewhere_is_not_started_twice(tiny, cli, set_params
 
     set_params(tiny, **AS_TINY_REPRO)
     with job_lock(tiny / ".lstmvision/locks/train-lsrcnn_x2_s1.lock", "test"):
-        proc = _fanout(cli, tiny, "train_sr@lsrcnn", "--jobs", "2")
+        proc = _fanout(cli, tiny, "train_sr", "--jobs", "2")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == ("error: lsrcnn_x2_s1: already being trained by another "
                                                     "process; wait for it, then run fanout again")
@@ -103,7 +103,7 @@ def test_the_job_array_asks_slurm_for_what_params_say(tmp_path, tiny):
     from pipeline.training.spec import Training
 
     p = load_params(tiny / "params.yaml")
-    jobs = [Job(Training("lsrcnn", p.variants["lsrcnn"], p, s, 2), "train_sr@lsrcnn", tmp_path / "r") for s in (1, 2)]
+    jobs = [Job(Training("lsrcnn", p.variants["lsrcnn"], p, s, 2), "train_sr", tmp_path / "r") for s in (1, 2)]
     cfg = SlurmJobs(partition="gpu", cpus_per_task=4, gpus=1, mem="8G", time="02:00:00")
     text = script(jobs, 1, cfg, tiny, tmp_path).read_text()
     for directive in ("--array=0-1%1", "--cpus-per-task=4", "--partition=gpu", "--gres=gpu:1", "--mem=8G",
@@ -162,7 +162,7 @@ def test_slurm_job_array_failures_cancellation_and_resume(slurm, tiny, tiny_repr
     subprocess.run(["scancel", task], env=slurm, check=True)
     out, err = head.communicate(timeout=300)
     assert head.returncode == 1, out + err
-    assert re.search(r"error: lsrcnn_x2_s3 \(train_sr@lsrcnn\) failed: SLURM job \d+_0 CANCELLED", err), err
+    assert re.search(r"error: lsrcnn_x2_s3 \(train_sr\) failed: SLURM job \d+_0 CANCELLED", err), err
     shutil.rmtree(logs)
     proc = _fanout(cli, tiny, "train_sr", "--executor", "slurm", "--jobs", "2", env=slurm)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -30,8 +30,9 @@ import sys
 import stages.download, stages.evaluate, stages.patches, stages.split, stages.train
 
 stages.download.main(); stages.split.main(); stages.patches.main()
+for task in ("classification", "sr"):
+    stages.train.main(task)
 for name in sys.argv[1:]:
-    stages.train.main(name)
     stages.evaluate.main(name)
 """
 
@@ -67,8 +68,8 @@ def test_every_gpu_profile_variant_builds_trains_evaluates_and_exports_at_full_s
 
     planned = dvc(project, "stage", "list", "--name-only")  # the stages dvc.yaml makes of the profile's lists
     assert planned.returncode == 0, planned.stderr[-2000:]
-    assert {f"train_{task}@{name}" for task in ("classification", "sr") for name in gpu["run"][task]} <= set(
-        planned.stdout.split())
+    assert {"train_classification", "train_sr"} | {f"evaluate_{task}@{name}" for task in ("classification", "sr")
+                                                   for name in gpu["run"][task]} <= set(planned.stdout.split())
 
     proc = subprocess.run([sys.executable, "-c", DRIVER, *variants], cwd=project, capture_output=True, text=True,
                           timeout=1800)
@@ -79,10 +80,11 @@ def test_every_gpu_profile_variant_builds_trains_evaluates_and_exports_at_full_s
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     for name in variants:
         variant, sr = gpu["variants"][name], name in gpu["run"]["sr"]
-        runs = json.loads((project / "models" / name / "runs.json").read_text())
+        models = project / "models" / ("sr" if sr else "classification") / name
+        runs = json.loads((models / "runs.json").read_text())
         assert [r["scale"] for r in runs] == (gpu["data"]["sr"]["scales"] if sr else [None])  # every scale: 2, 3, 4
         for entry in runs:
-            folder = model_folder(project / "models" / name, 1, entry["scale"])
+            folder = model_folder(models, 1, entry["scale"])
             spec = json.loads((folder / "model.json").read_text())
             assert {k: spec["model"][k] for k in variant.get("model", {})} == variant.get("model", {})  # full size
             net, _ = load_model(folder)  # the export loads, at the size it was trained
@@ -97,6 +99,6 @@ def test_every_gpu_profile_variant_builds_trains_evaluates_and_exports_at_full_s
             assert all(np.isfinite(v["psnr"]["mean"]) for v in figures["few_images"].values())
         else:
             assert 0 <= figures["accuracy"]["mean"] <= 1
-    views = {name: json.loads((project / "models" / name / "s1/model.json").read_text())["view"]
+    views = {name: json.loads((project / "models/classification" / name / "s1/model.json").read_text())["view"]
              for name in ("lstm_pixel", "lstm_permuted")}
     assert views == {"lstm_pixel": "pixels", "lstm_permuted": "permuted"}  # 784 steps of one pixel

@@ -42,8 +42,8 @@ def p(prepared, tmp_path):
 
 
 def _no_models(project) -> bool:
-    """Nothing under models/ (the folder itself may exist: it is where the temporary sibling was)."""
-    return not any((project / "models").glob("*")) if (project / "models").exists() else True
+    """No file under models/ (its folders may exist: they are where the temporary sibling was)."""
+    return not any(f.is_file() for f in (project / "models").rglob("*"))
 
 
 def _runs(project, experiment="classification"):
@@ -81,22 +81,25 @@ def _training_past_its_first_checkpoint(p, set_params, epochs: int) -> subproces
     return proc
 
 
+@pytest.mark.parametrize("seeds", [[1], [1, 2]], ids=["alone", "side-by-side"])  # [1, 2]: two worker processes
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, signum, code):
-    (p / "models" / "lstm_row").mkdir(parents=True)
-    (p / "models" / "lstm_row" / "old.txt").write_text("previous model")
+def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, signum, code, seeds):
+    set_params(p, seeds=seeds)
+    (p / "models" / "classification" / "lstm_row").mkdir(parents=True)
+    (p / "models" / "classification" / "lstm_row" / "old.txt").write_text("previous model")
     proc = _training_past_its_first_checkpoint(p, set_params, epochs=30)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: lstm_row_s1: training stopped by") and "dvc repro` resumes" in last, err[-2000:]
-    assert (p / "models/lstm_row/old.txt").read_text() == "previous model"  # nothing half-written replaced it
-    assert [r.info.status for r in _runs(p)] == ["KILLED"]
+    # nothing half-written replaced it
+    assert (p / "models/classification/lstm_row/old.txt").read_text() == "previous model"
+    assert [r.info.status for r in _runs(p)] == ["KILLED"] * len(seeds)  # each worker stopped its own run
 
 
 def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_is_refused(p, cli, set_params):
-    stale = p / "models" / ".lstm_row.tmp-999999-abc"  # no process 999999: a writer killed long ago
+    stale = p / "models" / "classification" / ".lstm_row.tmp-999999-abc"  # no process 999999: a writer killed long ago
     stale.mkdir(parents=True)
     set_params(p, **{"data.classification.limit": None, "variants.lstm_row.model.hidden": 256,
                      "variants.lstm_row.optim.epochs": 30})
@@ -121,7 +124,7 @@ def test_work_folder_deleted_mid_run_is_one_line_or_recovered(p, set_params):
     if proc.returncode:  # the best checkpoint went with the folder: say so
         assert proc.returncode == 1 and err.strip().splitlines()[-1].startswith("error: ") and "vanished" in err
     else:  # a better epoch came after the deletion: the run finished
-        assert (p / "models/lstm_row/s1/model.pt").exists()
+        assert (p / "models/classification/lstm_row/s1/model.pt").exists()
 
 
 def test_a_new_tracking_store_starts_new_runs_instead_of_crashing(p, cli, dvc, set_params):
@@ -146,7 +149,7 @@ def test_a_truncated_checkpoint_is_discarded_with_a_warning(p, cli):
     proc = cli(["train", "lstm_row"], cwd=p)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "unreadable" in proc.stderr and "training from the start" in proc.stderr
-    assert (p / "models/lstm_row/s1/model.pt").exists()
+    assert (p / "models/classification/lstm_row/s1/model.pt").exists()
 
 
 def test_an_unreachable_server_in_params_fails_fast(p, cli, set_params):
@@ -225,14 +228,14 @@ def test_profile_names_and_overlays(p, cli):
 def test_benchmark_sr_refuses_bad_models_and_outputs_early(reproduced, cli, tmp_path):
     p = reproduced  # trained lsrcnn and lstm_row (conftest.tiny_repro)
     images = p / "data" / "raw" / "skimage_test"
-    model = p / "models" / "lsrcnn" / "s1" / "x2"
+    model = p / "models" / "sr" / "lsrcnn" / "s1" / "x2"
 
     def bench(*extra, model_arg="lsrcnn"):
         return cli(["benchmark-sr", "--model", model_arg, "--hr-dir", str(images), "--scale", "2", *extra], cwd=p)
 
     _one_line(bench("--json", str(tmp_path)), 2, "is a folder")
     _one_line(bench("--json", str(tmp_path / "missing" / "x.json")), 2, "cannot write into")
-    _one_line(bench(model_arg=str(p / "models" / "lstm_row" / "s1")), 2, "is a classification model")
+    _one_line(bench(model_arg=str(p / "models" / "classification" / "lstm_row" / "s1")), 2, "is a classification model")
 
     spec = (model / "model.json").read_text()
     (model / "model.json").write_text(spec[:20])

@@ -412,7 +412,7 @@ def test_the_trained_classifier_answers_a_transparent_or_huge_digit_as_before(re
     proc = cli(["classify", *map(str, files), "--json", str(out)], reproduced)
     assert proc.returncode == 0, proc.stderr
     by_file = {r["file"]: r["class"] for r in json.loads(out.read_text())["images"]}
-    net, spec = load_model(reproduced / "models/lstm_row/s1")
+    net, spec = load_model(reproduced / "models/classification/lstm_row/s1")
     for i in picks:
         paper, transparent, huge = (by_file[str(tmp_path / f"{i}_{kind}.png")] for kind in ("paper", "transparent",
                                                                                              "huge"))

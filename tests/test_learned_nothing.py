@@ -34,7 +34,7 @@ def test_chance_is_the_most_frequent_class_and_the_call_is_a_binomial_test():
 def test_a_model_at_chance_is_warned_reported_and_tagged(reproduced, cli):
     """The tiny profile's lstm_row, seed 1's exported weights zeroed (a constant answer), evaluated and reported
     again: the other seeds are results, seed 1 is flagged everywhere a user looks."""
-    model = reproduced / "models" / "lstm_row" / "s1" / "model.pt"
+    model = reproduced / "models" / "classification" / "lstm_row" / "s1" / "model.pt"
     torch.save({k: torch.zeros_like(v) for k, v in torch.load(model).items()}, model)
     evaluated = cli(["evaluate", "lstm_row"], reproduced)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -48,7 +48,8 @@ def test_a_model_at_chance_is_warned_reported_and_tagged(reproduced, cli):
     report = (reproduced / "reports" / "report.md").read_text()
     assert "## Warning: models that learned nothing" in report and f"- **lstm_row** {warnings['1']}" in report
     assert json.loads((reproduced / "metrics" / "summary.json").read_text())["warnings"] == {"lstm_row": warnings}
-    runs = {r["seed"]: r["run_id"] for r in json.loads((reproduced / "models" / "lstm_row" / "runs.json").read_text())}
+    runs_json = reproduced / "models/classification/lstm_row/runs.json"
+    runs = {r["seed"]: r["run_id"] for r in json.loads(runs_json.read_text())}
     client = mlflow.MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
     assert client.get_run(runs[1]).data.tags[WARNING_TAG] == warnings["1"]
     assert all(WARNING_TAG not in client.get_run(runs[s]).data.tags for s in runs if s != 1)

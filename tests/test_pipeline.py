@@ -16,9 +16,10 @@ def _ran(proc) -> set[str]:
 
 def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(reproduced, dvc, set_params):
     tiny = reproduced  # `dvc repro` from scratch, Set5 asked for but absent (conftest.tiny_repro)
-    for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/lstm_row/s1/model.pt",
-                "models/lstm_row/s2/model.pt", "models/lsrcnn/s2/x2/model.pt", "eval/lstm_row/per_image.csv",
-                "reports/report.md", "reports/figures/sr_crops.png", "plots/train/lstm_row.csv",
+    for out in ("data/raw/manifest.json", "data/prepared/sr/x2/lr.npy", "models/classification/lstm_row/s1/model.pt",
+                "models/classification/lstm_row/s2/model.pt", "models/sr/lsrcnn/s2/x2/model.pt",
+                "eval/lstm_row/per_image.csv",
+                "reports/report.md", "reports/figures/sr_crops.png", "plots/train/classification/lstm_row.csv",
                 "metrics/summary.json"):
         assert (tiny / out).exists(), out
     acc = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]["accuracy"]
@@ -54,12 +55,17 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(reproduced, dvc, s
         assert {r["series"] for r in rows} == set(names)
         assert {r["seed"] for r in rows if r["series"] == names[0]} == {"1", "2"}
 
-    # Nothing changed: nothing runs. One variant's knob changed: only its train/evaluate and the report.
+    # Nothing changed: nothing runs. One variant's knob changed: both train stages read `variants`, but only
+    # that variant trains, and of the evaluations only its own runs again.
     again = dvc(tiny, "repro")
     assert not _ran(again), again.stdout
-    set_params(tiny, **{"variants.lstm_row.optim.epochs": 1})
-    assert set(json.loads(dvc(tiny, "status", "--json").stdout)) == {"train_classification@lstm_row"}
+    set_params(tiny, **{"variants.lstm_row.optim.epochs": 2})
+    knob = dvc(tiny, "repro", "evaluate_classification", "evaluate_sr")
+    assert knob.returncode == 0, knob.stderr[-2000:]
+    assert _ran(knob) == {"train_classification", "train_sr", "evaluate_classification@lstm_row"}, knob.stdout
+    assert "[lstm_row_s1] epoch 2/2" in knob.stdout and "[lsrcnn_x2_s1]" not in knob.stdout
     set_params(tiny, **{"variants.lstm_row.optim.epochs": 3})
+    assert dvc(tiny, "repro").returncode == 0  # the finished 3-epoch trainings come back from the work folder
 
     # A library module changed: exactly the stages whose commands import it.
     def stale_after_touching(module: str) -> set[str]:
@@ -84,13 +90,14 @@ def test_dvc_repro_from_scratch_to_report_seeds_and_code_deps(reproduced, dvc, s
         assert trains == {f"train_{task}"}, (module, trains)
 
     # A third seed: the stages re-run, but seeds 1 and 2 are reused, not retrained.
-    before = {r["seed"]: r["run_id"] for r in json.loads((tiny / "models/lstm_row/runs.json").read_text())}
+    runs_json = tiny / "models/classification/lstm_row/runs.json"
+    before = {r["seed"]: r["run_id"] for r in json.loads(runs_json.read_text())}
     set_params(tiny, **{"seeds": [1, 2, 3]})
     more = dvc(tiny, "repro")
     assert more.returncode == 0, more.stderr[-2000:]
-    assert "train_classification@lstm_row" in _ran(more) and "split" not in _ran(more)
+    assert "train_classification" in _ran(more) and "split" not in _ran(more)
     assert "[lstm_row_s3] epoch 3/3" in more.stdout and "[lstm_row_s1]" not in more.stdout
-    after = {r["seed"]: r["run_id"] for r in json.loads((tiny / "models/lstm_row/runs.json").read_text())}
+    after = {r["seed"]: r["run_id"] for r in json.loads(runs_json.read_text())}
     assert after[1] == before[1] and after[2] == before[2] and len(after) == 3
     assert json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]["accuracy"]["n"] == 3
 

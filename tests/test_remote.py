@@ -23,11 +23,12 @@ def test_a_second_clone_pulls_instead_of_retraining(reproduced, tmp_path, dvc, c
 
     clone = tmp_path / "colleague"
     subprocess.run(["git", "clone", "-q", str(tiny), str(clone)], check=True)
-    assert not (clone / "models/lstm_row").exists()  # only git-tracked files came with the clone
+    assert not (clone / "models/classification/lstm_row").exists()  # only git-tracked files came with the clone
     pulled = dvc(clone, "pull")
     assert pulled.returncode == 0, pulled.stderr
-    for out in ("models/lstm_row/s1/model.pt", "models/lsrcnn/s2/x2/model.pt", "data/prepared/sr/x2/lr.npy",
-                "data/prepared/classification/test.npz", "eval/lstm_row/per_image.csv", "reports/report.md"):
+    for out in ("models/classification/lstm_row/s1/model.pt", "models/sr/lsrcnn/s2/x2/model.pt",
+                "data/prepared/sr/x2/lr.npy", "data/prepared/classification/test.npz", "eval/lstm_row/per_image.csv",
+                "reports/report.md"):
         assert (clone / out).exists(), out
 
     again = dvc(clone, "repro")

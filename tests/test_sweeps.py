@@ -16,7 +16,7 @@ def _queue(project, dvc, env, names) -> dict[str, str]:
     for name in names:
         # Only the swept variant's training: the queue's mechanics, at a fraction of the time.
         queued = dvc(project, "exp", "run", "--queue", "--name", name, "-S", f"variants.lstm_row.optim.lr={LRS[name]}",
-                     "-S", "seeds=[1]", "train_classification@lstm_row", env=env)
+                     "-S", "seeds=[1]", "train_classification", env=env)
         assert queued.returncode == 0, queued.stderr
     started = dvc(project, "queue", "start", "-j", "2", env=env)  # workers inherit the server and credentials
     assert started.returncode == 0, started.stderr

@@ -122,7 +122,7 @@ def test_dvc_repro_through_the_team_server(tiny, team, dvc, set_params, backgrou
     assert not (tiny / "mlflow.db").exists()  # everything went to the server
 
     client = _as(monkeypatch, team, "alice")
-    runs = json.loads((tiny / "models/lstm_row/runs.json").read_text())
+    runs = json.loads((tiny / "models/classification/lstm_row/runs.json").read_text())
     assert [r["seed"] for r in runs] == [1]
     run_id = runs[0]["run_id"]
     run = client.get_run(run_id)
@@ -133,7 +133,7 @@ def test_dvc_repro_through_the_team_server(tiny, team, dvc, set_params, backgrou
     assert {a.path for a in client.list_artifacts(run_id)} >= {"model.pt", "model.json", "params.json"}
     test = json.loads((tiny / "metrics/lstm_row.json").read_text())["test"]
     assert run.data.metrics["test_accuracy"] == test["accuracy"]["seeds"]["1"]
-    sr_run = json.loads((tiny / "models/lsrcnn/runs.json").read_text())[0]["run_id"]
+    sr_run = json.loads((tiny / "models/sr/lsrcnn/runs.json").read_text())[0]["run_id"]
     sr_test = json.loads((tiny / "metrics/lsrcnn.json").read_text())["test"]["skimage_test"]["x2"]
     assert client.get_run(sr_run).info.run_name == "lsrcnn_x2_s1"
     assert client.get_run(sr_run).data.metrics["test_skimage_test_psnr"] == sr_test["psnr"]["seeds"]["1"]
@@ -161,10 +161,10 @@ def test_dvc_repro_through_the_team_server(tiny, team, dvc, set_params, backgrou
     assert any((team.folder / "artifacts").rglob("model.pt"))
 
     # Registered models: one per variant (and scale), a version per training, the report's champion.
-    for name in ("lstm_row", "lsrcnn_x2"):
+    for name, task in (("lstm_row", "classification"), ("lsrcnn_x2", "sr")):
         model = _rest(team, "registered-models/get", name=name)["registered_model"]
         versions = _rest(team, "model-versions/search", filter=f"name='{name}'")["model_versions"]
-        trained = json.loads((tiny / "models" / name.split("_x")[0] / "runs.json").read_text())
+        trained = json.loads((tiny / "models" / task / name.split("_x")[0] / "runs.json").read_text())
         assert {r["run_id"] for r in trained} <= {v["run_id"] for v in versions}
         assert [a["alias"] for a in model["aliases"]] == ["champion"]
     _served_answers(team, background, free_port)
@@ -233,7 +233,7 @@ def test_a_user_writes_once_granted_and_two_trainings_at_once_both_land(team, cl
         assert proc.returncode == 0, err[-3000:]
     versions = {v.run_id: v for v in alice.search_model_versions("name='lstm_row'")}
     for where, user in ((alices, "alice"), (bobs, "bob")):
-        (entry,) = json.loads((where / "models/lstm_row/runs.json").read_text())
+        (entry,) = json.loads((where / "models/classification/lstm_row/runs.json").read_text())
         run = alice.get_run(entry["run_id"])
         assert run.info.status == "FINISHED" and run.data.tags["mlflow.user"] == user
         assert {"train_loss", "val_loss", "val_acc", "params_count", "train_time_s"} <= run.data.metrics.keys()
@@ -263,7 +263,7 @@ def test_server_stopped_mid_training_fails_in_one_line_and_writes_nothing(team, 
     err = err.strip()
     assert err.startswith("error: MLflow store http://127.0.0.1:") and "\n" not in err, err[-2000:]
     assert "the server stopped answering" in err
-    assert _nothing_written(project) and not list(project.glob("models/.*tmp*"))
+    assert _nothing_written(project) and not list(project.glob("models/**/.*tmp*"))
 
 
 def _log_dataset_at_once(run, digest: str, start, errors: list) -> None:

@@ -29,7 +29,7 @@ def trained(tiny_repro, tmp_path_factory):
 
 
 def test_model_json_is_self_contained(trained):
-    spec = json.loads((trained / "models/lstm_row/s1/model.json").read_text())
+    spec = json.loads((trained / "models/classification/lstm_row/s1/model.json").read_text())
     assert spec["input"]["polarity"] == "light_on_dark"  # MNIST: white ink on black
     assert spec["input"]["class_names"] == [str(c) for c in range(10)]
     assert 0 < spec["input"]["mean"] < 0.5 and 0 < spec["input"]["std"] < 1
@@ -68,7 +68,7 @@ def test_classify_reads_digits_of_either_polarity_and_any_size(trained, cli, tmp
 def test_classify_reads_a_run_and_a_registered_model_from_the_store(trained, cli, tmp_path):
     x, _ = mnist_data()
     Image.fromarray(x[0].reshape(28, 28).astype(np.uint8)).save(tmp_path / "digit.png")
-    run_id = json.loads((trained / "models/lstm_row/runs.json").read_text())[0]["run_id"]
+    run_id = json.loads((trained / "models/classification/lstm_row/runs.json").read_text())[0]["run_id"]
     answers = []
     for ref in ("lstm_row", f"runs:/{run_id}", "models:/lstm_row/1"):
         out = tmp_path / "answer.json"

@@ -56,6 +56,9 @@ class Interrupted(LstmvisionError):
         super().__init__(message)
         self.exit_code = 128 + signum
 
+    def __reduce__(self):  # rebuilt from both arguments when a worker process sends it back
+        return Interrupted, (str(self), self.exit_code - 128)
+
 
 class ModelError(LstmvisionError):
     """An exported model folder that cannot be loaded; the message names it."""

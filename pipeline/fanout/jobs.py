@@ -14,7 +14,7 @@ from pipeline.training.spec import Training
 @dataclass(frozen=True)
 class Job:
     training: Training
-    stage: str  # the DVC stage that records it, e.g. train_sr@lsrcnn
+    stage: str  # the DVC stage that records it, e.g. train_sr
     done_file: Path  # the training's result in its work folder: present once it finished
 
     @property

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.core.errors import Interrupted
+from pipeline.training.parallel import thread_share
 
 from .jobs import Job, Outcome, Progress, judge
 
@@ -20,7 +21,7 @@ from .jobs import Job, Outcome, Progress, judge
 def slots(n: int, gpus: int, threads: int | str) -> list[dict[str, str]]:
     """The environment of each of the N concurrent slots: a GPU each (N at most the GPU count), and the CPU
     threads of ``trainer.threads``, with auto an equal share of the cores."""
-    threads = str(max(1, (os.cpu_count() or 1) // n) if threads == "auto" else threads)
+    threads = str(thread_share(n, threads))
     share = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     if gpus:
         return [{**share, "CUDA_VISIBLE_DEVICES": str(i)} for i in range(min(n, gpus))]

@@ -27,7 +27,7 @@ def champions(summary: dict, metrics_dir: Path, models_dir: Path, sr_test: str) 
             seeds = (test["accuracy"] if task == "classification" else test[sr_test][scale]["psnr"])["seeds"]
             best_seed = max(seeds, key=seeds.get)
             number = int(scale[1:]) if task == "sr" else None
-            run = next(r for r in json.loads((models_dir / leader / "runs.json").read_text())
+            run = next(r for r in json.loads((models_dir / task / leader / "runs.json").read_text())
                        if str(r["seed"]) == best_seed and r["scale"] == number)
             contests.append(([registered_name(r["variant"], number) for r in group],
                              registered_name(leader, number), run["run_id"]))

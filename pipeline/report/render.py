@@ -221,11 +221,11 @@ def build_report(p, curves: dict[str, pd.DataFrame], models_dir: Path, eval_dir:
     fig.mkdir()
     sections, summary = [], {"seeds": p.seeds, "alpha": p.report.alpha}
     if p.run.classification:
-        text, part = _classification_section(p, curves, models_dir, eval_dir, fig)
+        text, part = _classification_section(p, curves, models_dir / "classification", eval_dir, fig)
         sections.append(text)
         summary.update(part)
     if p.run.sr:
-        text, part = _sr_section(p, curves, models_dir, eval_dir, raw_dir, fig)
+        text, part = _sr_section(p, curves, models_dir / "sr", eval_dir, raw_dir, fig)
         sections.append(text)
         summary.update(part)
     head = f"""# lstmvision report

@@ -72,6 +72,11 @@ def work_folder(t: Training, places: Places) -> Path:
     return places.work / t.run_name / run_key(t)
 
 
+def result_file(t: Training, places: Places) -> Path:
+    """Written once the training finished: its result (the export lies beside it)."""
+    return work_folder(t, places) / "result.json"
+
+
 def training_lock(t: Training, places: Places):
     """Held by whoever trains ``t`` (a stage or a fanout job), so no training runs twice at once."""
     return job_lock(places.work.parent / "locks" / f"train-{t.run_name}.lock", f"training {t.label}")
@@ -85,7 +90,7 @@ def train(t: Training, places: Places, rank: int = 0) -> TrainResult | None:
     MLflow, the others train in step and return None.
     """
     work = work_folder(t, places)
-    done = work / "result.json"
+    done = result_file(t, places)
     out_dir = model_folder(places.models, t.seed, t.scale)
     if done.exists():  # finished earlier (DVC re-runs a stage when, say, a seed is added)
         if rank != 0:
