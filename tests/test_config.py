@@ -28,7 +28,7 @@ def test_committed_params_are_valid():
 
 
 def test_variant_names_are_safe_folder_names():
-    for bad in (".", "../data", "Upper", "bicubic"):
+    for bad in (".", "../data", "Upper", "bicubic", "sr", "classification"):  # tasks: `train TASK`
         raw = copy.deepcopy(BASE)
         raw["variants"][bad] = raw["variants"]["lstm_row"]
         with pytest.raises(ParamsError, match="must be lower-case letters"):
@@ -64,6 +64,8 @@ def test_variant_names_are_safe_folder_names():
     ("trainer.precision", "banana", "trainer.precision: Input should be 'auto', '32-true'"),
     ("trainer.accelerator", "tpu", "trainer.accelerator: Input should be 'auto', 'cpu'"),
     ("trainer.devices", 0, "trainer.devices"),
+    ("trainer.parallel", 0, "trainer.parallel"),
+    ("trainer.parallel", "many", "trainer.parallel"),
     ("variants.lstm_row.arch", "transformer", "variants.lstm_row.arch: unknown 'transformer'"),
     ("variants.lstm_row.optim.lr", -1, "variants.lstm_row.optim.lr: Input should be greater than 0"),
     ("variants.lstm_row.optim.lr", 0, "variants.lstm_row.optim.lr: Input should be greater than 0"),

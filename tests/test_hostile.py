@@ -2,15 +2,18 @@
 already written lost or left half-written. (Downloads and archives: test_fetch.py; images: test_data.py.)"""
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
+from helpers.models import no_model_files
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +44,6 @@ def p(prepared, tmp_path):
     return shutil.copytree(prepared, tmp_path / "p", symlinks=True)
 
 
-def _no_models(project) -> bool:
-    """No file under models/ (its folders may exist: they are where the temporary sibling was)."""
-    return not any(f.is_file() for f in (project / "models").rglob("*"))
-
-
 def _runs(project, experiment="classification"):
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
@@ -61,7 +59,7 @@ def _runs(project, experiment="classification"):
 def test_bad_trainer_settings_exit_2_before_any_run(p, cli, set_params, key, value, needle):
     set_params(p, **{key: value})
     _one_line(cli(["train", "lstm_row"], cwd=p), 2, needle)
-    assert _no_models(p)
+    assert no_model_files(p)
     if (p / "mlflow.db").exists():
         assert not _runs(p)  # no run left RUNNING: the Trainer is built before the run starts
 
@@ -96,6 +94,22 @@ def test_a_signal_during_training_says_so_and_exits_non_zero(p, set_params, sign
     # nothing half-written replaced it
     assert (p / "models/classification/lstm_row/old.txt").read_text() == "previous model"
     assert [r.info.status for r in _runs(p)] == ["KILLED"] * len(seeds)  # each worker stopped its own run
+
+
+def test_a_worker_killed_is_one_line_and_writes_nothing(p, set_params):
+    """Two trainings side by side, one worker SIGKILLed (as the OOM killer does): the stage stops the other and
+    says so in one line, and no model folder is written."""
+    set_params(p, seeds=[1, 2])
+    proc = _training_past_its_first_checkpoint(p, set_params, epochs=30)
+    me = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    workers = [int(c) for c in children if Path(f"/proc/{c}/cmdline").read_bytes() == me]  # forked: same command
+    assert len(workers) == 2, children
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("error: a training process died"), err[-2000:]
+    assert no_model_files(p)
 
 
 def test_leftovers_of_a_killed_writer_are_cleaned_and_a_second_training_is_refused(p, cli, set_params):
@@ -156,7 +170,7 @@ def test_an_unreachable_server_in_params_fails_fast(p, cli, set_params):
     set_params(p, **{"tracking.uri": "http://127.0.0.1:9", "tracking.timeout_s": 2})
     started = time.monotonic()
     _one_line(cli(["train", "lstm_row"], cwd=p), 1, "MLflow server http://127.0.0.1:9 unreachable")
-    assert time.monotonic() - started < 60 and _no_models(p)
+    assert time.monotonic() - started < 60 and no_model_files(p)
 
 
 def test_a_locked_store_is_one_line(p, cli):
@@ -169,7 +183,7 @@ def test_a_locked_store_is_one_line(p, cli):
         db.rollback()
         db.close()
     _one_line(proc, 1, "MLflow store sqlite:///")
-    assert _no_models(p)
+    assert no_model_files(p)
 
 
 def test_metrics_that_cannot_be_written_leave_eval_as_it_was(p, cli):

@@ -30,8 +30,9 @@ def test_paper_profile_runs_every_scale_to_a_report_with_published_rows(make_pro
         assert hr.shape[1:] == (1, 48, 48) and lr.shape[1:] == (1, 48 // scale, 48 // scale)
         assert len(hr) == len(lr) > 40_000
         for variant in VARIANTS:
-            spec = json.loads((project / f"models/{variant}/s1/x{scale}/model.json").read_text())
-            assert spec["data_args"]["scale"] == scale and (project / f"models/{variant}/s1/x{scale}/model.pt").exists()
+            folder = project / f"models/sr/{variant}/s1/x{scale}"
+            spec = json.loads((folder / "model.json").read_text())
+            assert spec["data_args"]["scale"] == scale and (folder / "model.pt").exists()
 
     bicubic = json.loads((project / "metrics/bicubic.json").read_text())["test"]
     for set_name in ("set5", "set14"):

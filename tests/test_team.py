@@ -18,6 +18,7 @@ import urllib.request
 import mlflow
 import pytest
 import yaml
+from helpers.models import no_model_files
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +59,6 @@ def _as(monkeypatch, team, user: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(team.uri)
 
 
-def _nothing_written(project) -> bool:
-    models = project / "models"
-    return not models.exists() or not any(models.iterdir())
-
-
 def _one_line_error(proc) -> str:
     err = proc.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -78,7 +74,7 @@ def test_strangers_and_wrong_passwords_are_refused(team, clone, cli):
     proc = cli(["train", "lstm_row"], cwd=project, env=team.env("alice", password="not-alices-password"))
     assert proc.returncode == 1
     assert "refused the credentials of user 'alice' (HTTP 401)" in _one_line_error(proc)
-    assert _nothing_written(project)
+    assert no_model_files(project)
 
 
 def test_only_an_admin_adds_users_and_grants(team, root, cli, monkeypatch):
@@ -217,7 +213,7 @@ def test_a_user_writes_once_granted_and_two_trainings_at_once_both_land(team, cl
     refused = cli(["train", "lstm_row"], cwd=bobs, env=team.env("bob"))
     assert refused.returncode == 1
     assert "user 'bob' has no permission" in _one_line_error(refused) and "(HTTP 403)" in refused.stderr
-    assert _nothing_written(bobs)
+    assert no_model_files(bobs)
 
     granted = cli(["team", "grant", "bob", "EDIT"], cwd=bobs, env=team.env("admin"))
     assert granted.returncode == 0, granted.stderr
@@ -263,7 +259,7 @@ def test_server_stopped_mid_training_fails_in_one_line_and_writes_nothing(team, 
     err = err.strip()
     assert err.startswith("error: MLflow store http://127.0.0.1:") and "\n" not in err, err[-2000:]
     assert "the server stopped answering" in err
-    assert _nothing_written(project) and not list(project.glob("models/**/.*tmp*"))
+    assert no_model_files(project) and not list(project.glob("models/**/.*tmp*"))
 
 
 def _log_dataset_at_once(run, digest: str, start, errors: list) -> None:

@@ -8,12 +8,13 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config.schema import parse_params
+from pipeline.config.schema import Trainer, parse_params
 from pipeline.tasks.classification.data import pixel_permutation, sequence_view
 from pipeline.tasks.models import build, load_model
 from pipeline.tracking.store import resolve_store
 from pipeline.training.hardware import deterministic_for, precision_for
 from pipeline.training.loop import train, work_folder
+from pipeline.training.parallel import cores, side_by_side
 from pipeline.training.spec import Places, Training
 
 
@@ -144,3 +145,16 @@ def test_the_nan_fill_the_stage_turns_off_changes_no_bit(arch, data_args, option
 
     filled, lean = weights(True), weights(False)
     assert all(torch.equal(filled[k], lean[k]) for k in filled)
+
+
+@pytest.mark.parametrize("threads,parallel,expected", [
+    ("auto", "auto", lambda cores: (cores, 1)),  # one training per core, one thread each
+    (2, "auto", lambda cores: (max(1, cores // 2), 2)),
+    ("auto", 1, lambda cores: (1, cores)),  # one at a time on every core
+    (1, 3, lambda cores: (3, 1)),
+])
+def test_side_by_side_splits_the_cores(threads, parallel, expected):
+    cfg = Trainer(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", precision="auto", num_workers=0,
+                  deterministic=True, threads=threads, parallel=parallel)
+    assert side_by_side(cfg) == expected(cores())
+    assert side_by_side(cfg.model_copy(update={"devices": 2})) is None  # DDP: one training at a time

@@ -10,18 +10,20 @@ this module, so how trainings are scheduled is no part of their key; ``trainer.t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import tempfile
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from pipeline.config.schema import Trainer
-from pipeline.core.errors import Interrupted
+from pipeline.core.errors import Interrupted, LstmvisionError
 from pipeline.tracking.store import prepare
 from pipeline.training.distributed import on_cuda, world_size
 from pipeline.training.loop import TrainResult, train, training_lock
@@ -90,6 +92,9 @@ def train_all(trainings: list[Training], places: Places, n: int, threads: int) -
                 reports = [f.exception() for f in futures if not f.cancelled() and f.exception()]
                 first = next((e for e in reports if isinstance(e, Interrupted)),
                              Interrupted("training stopped; `dvc repro` resumes from the last checkpoints", signum))
+            if isinstance(first, BrokenProcessPool):
+                raise LstmvisionError("a training process died (killed, or out of memory?); `dvc repro` resumes "
+                                      "the unfinished trainings from their last checkpoints") from None
             raise first
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -100,7 +105,8 @@ def _stop(pool: ProcessPoolExecutor, futures, signum: int) -> None:
     for f in futures:
         f.cancel()
     for child in multiprocessing.active_children():
-        os.kill(child.pid, signum)
+        with contextlib.suppress(ProcessLookupError):  # a broken pool's workers may be gone already
+            os.kill(child.pid, signum)
     pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -50,11 +50,12 @@ def _from_store(ref: str) -> Iterator[Path]:
         yield Path(dest)
 
 
-def _trained(variant: str, task: str, scale: int | None, seed: int | None) -> list[Path]:
-    """models/<task>/<variant>/s<seed>[/x<scale>] folders, lowest seed (then scale) first."""
-    seeds = (MODELS / task).glob(f"{variant}/s{seed if seed is not None else '[0-9]*'}")
+def _trained(variant: str, scale: int | None, seed: int | None) -> list[Path]:
+    """models/<task>/<variant>/s<seed>[/x<scale>] folders of any task (the caller checks which), lowest seed
+    (then scale) first."""
+    seeds = MODELS.glob(f"*/{variant}/s{seed if seed is not None else '[0-9]*'}")
     folders = [f for s in seeds for f in ([s] if (s / "model.json").is_file() else s.glob(f"x{scale or '[0-9]*'}"))]
-    return sorted(folders, key=lambda f: [int(part[1:]) for part in f.relative_to(MODELS / task).parts[1:]])
+    return sorted(folders, key=lambda f: [int(part[1:]) for part in f.relative_to(MODELS).parts[2:]])
 
 
 def load(ref: str, task: str, scale: int | None = None, seed: int | None = None) -> tuple[nn.Module, dict]:
@@ -80,7 +81,7 @@ def find_model(ref: str, task: str, scale: int | None = None, seed: int | None =
     """The folder of the model ``ref`` names (a variant, a folder or its model.pt; not the store: see
     :func:`load`), checked to be a ``task`` model (at ``scale`` for SR). A variant name picks its lowest
     trained seed unless ``seed`` is given."""
-    trained = _trained(ref, task, scale, seed) if NAME.match(ref) else []
+    trained = _trained(ref, scale, seed) if NAME.match(ref) else []
     for candidate in [Path(ref), Path(ref).parent, *trained[:1]]:
         if (candidate / "model.json").is_file():
             return _checked(candidate, task, scale, candidate)
