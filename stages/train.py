@@ -59,16 +59,17 @@ def main(name: str = typer.Argument(..., help="a task (classification, sr: the v
     tracked in MLflow."""
     p = params()
     variants = stage_trainings(name, p)
+    whole_task = name in RunLists.model_fields  # else one variant
     check_launch(p.trainer)
     for n in variants:
         batch_per_device(p.variants[n].optim.batch_size, p.trainer, f"variants.{n}")
     if seed is not None or scale is not None:
-        if name in RunLists.model_fields:
+        if whole_task:
             raise UsageError(f"train {name}: --seed and --scale pick a training of one variant, not of a task")
         _one_job(_pick(variants[name], seed, scale), p)
         return
-    task = name if name in RunLists.model_fields else p.variants[name].task
-    folder = MODELS / task if name == task else MODELS / task / name  # what this command replaces
+    task = name if whole_task else p.variants[name].task
+    folder = MODELS / task if whole_task else MODELS / task / name  # what this command replaces
     lock = job_lock(WORK.parent / "locks" / f"train-{name}.lock", f"`lstmvision train {name}`")
     if not launched() and devices_per_node(p.trainer) > 1:
         with lock:
@@ -88,7 +89,7 @@ def main(name: str = typer.Argument(..., help="a task (classification, sr: the v
             train_all(pending, places, *plan)
         (PLOTS / "train" / task).mkdir(parents=True, exist_ok=True)  # an output even when the task runs nothing
         for n, trainings in variants.items():
-            curves = _record(trainings, replace(places, models=tmp / n if name == task else tmp))
+            curves = _record(trainings, replace(places, models=tmp / n if whole_task else tmp))
             write_text(PLOTS / "train" / task / f"{n}.csv", pd.DataFrame(curves).to_csv(index=False))
 
 
