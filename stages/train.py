@@ -101,7 +101,7 @@ def _record(trainings: list[Training], places: Places) -> list[dict]:
         with training_lock(t, places):
             r = train(t, places)
         runs.append({"seed": t.seed, "scale": t.scale, "run_id": r.run_id, "params_count": r.params_count,
-                     "train_time_s": r.train_time_s, "epochs": r.epochs, "best_val": r.best})
+                     "train_time_s": r.train_time_s, "epochs": r.epochs, "val": r.val})
         curves += [{"seed": t.seed, "scale": t.scale or "", **row} for row in r.history]
         _trained(t, r)
         _package(t, places, r.run_id)
@@ -129,7 +129,7 @@ def _one_job(t: Training, p) -> None:
 
 
 def _trained(t: Training, r) -> None:
-    print(f"{t.label}: best val {r.best:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
+    print(f"{t.label}: val {r.val:.4f} after {r.epochs} epochs in {r.train_time_s:.0f}s "
           f"(MLflow run {r.run_id})", flush=True)
 
 

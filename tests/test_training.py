@@ -72,14 +72,18 @@ def test_a_finished_seed_is_reused_not_retrained(tmp_path, root):
     assert len(runs) == 1 and runs[0].data.tags["seed"] == "3" and runs[0].data.params["hidden"] == "8"
 
 
-def test_the_resume_checkpoint_is_the_last_epoch_not_the_best(tmp_path, root):
-    """A killed training resumes from last.ckpt: it must hold the latest epoch even when validation stopped
-    improving (a step too small to change a prediction keeps the best at epoch 1)."""
-    t, places = _synthetic_training(tmp_path, root, "lstm_row", 3, 8, epochs=3, batch_size=32, lr=1e-12)
-    train(t, places("out"))
+def test_the_export_and_the_resume_checkpoint_are_the_last_epoch(tmp_path, root):
+    """A killed training resumes from last.ckpt, and the export is that epoch's weights, whatever validation
+    said of the earlier epochs; no other checkpoint is kept."""
+    t, places = _synthetic_training(tmp_path, root, "lstm_row", 3, 8, epochs=3, batch_size=32)
+    result = train(t, places("out"))
     folder = work_folder(t, places("out")) / "checkpoints"
-    epoch = {name: torch.load(folder / f"{name}.ckpt", weights_only=False)["epoch"] for name in ("best", "last")}
-    assert epoch == {"best": 0, "last": 2}
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 2 and result.val == result.history[-1]["val_acc"]
+    exported = torch.load(tmp_path / "out" / "s3" / "model.pt", weights_only=True)
+    assert exported.keys() == {k.removeprefix("net.") for k in last["state_dict"]}
+    assert all(torch.equal(v, last["state_dict"][f"net.{k}"]) for k, v in exported.items())
 
 
 def test_precision_and_determinism_map_to_what_the_device_runs():

@@ -15,15 +15,14 @@ from pipeline.data.batches import batch_loader
 
 
 class TaskModule(L.LightningModule):
-    """The loop shared by every task; a subclass states its loss, its validation score and monitor.
+    """The loop shared by every task; a subclass states its loss and its validation score (``monitor``: its name).
 
     The epoch's figures are torchmetrics objects: each process adds its own batches, and
-    Lightning's compute at the epoch's end reduces them across DDP processes, so the checkpoint
-    monitor and the curves see the figure of the whole validation set.
+    Lightning's compute at the epoch's end reduces them across DDP processes, so the validation
+    score and the curves see the figure of the whole validation set.
     """
 
     monitor: str
-    mode: str
 
     def __init__(self, net: nn.Module, optim: Optim, score: Metric):
         super().__init__()

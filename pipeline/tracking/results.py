@@ -12,9 +12,10 @@ log = logging.getLogger(__name__)
 
 
 def test_metrics(test: dict, seed: int, scale: int | None) -> dict[str, float]:
-    """One run's flat test metrics: ``test_accuracy``, or ``test_<set>_psnr|ssim`` at the run's scale."""
+    """One run's flat test metrics: ``test_accuracy`` and ``test_true_class_prob``, or ``test_<set>_psnr|ssim`` at
+    the run's scale."""
     if scale is None:
-        return {"test_accuracy": test["accuracy"]["seeds"][str(seed)]}
+        return {f"test_{key}": value["seeds"][str(seed)] for key, value in test.items() if "seeds" in value}
     return {f"test_{name}_{key}": value["seeds"][str(seed)]
             for name, per in test.items() for key, value in per[f"x{scale}"].items()}
 

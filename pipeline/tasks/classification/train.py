@@ -48,7 +48,7 @@ class ClassificationDataModule(BatchedData):
 
 
 class ClassifierModule(TaskModule):
-    monitor, mode = "val_acc", "max"
+    monitor = "val_acc"
 
     def __init__(self, net: nn.Module, optim: Optim, num_classes: int):
         super().__init__(net, optim, MulticlassAccuracy(num_classes, average="micro"))

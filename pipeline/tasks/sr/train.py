@@ -58,7 +58,7 @@ class SRModule(TaskModule):
     seeds of the default's lsrcnn it halved the seed-to-seed spread (Set5 0.037 -> 0.015 dB, Set14 0.018 ->
     0.008 dB) at the same mean, the noise the regression gate has to see through."""
 
-    monitor, mode = "val_psnr", "max"
+    monitor = "val_psnr"
     warmup = 0.1  # of the training's steps
 
     def __init__(self, net: nn.Module, optim: Optim):
