@@ -1,7 +1,14 @@
 """The regression gate: current metrics against a baseline, each a mean over seeds with its spread.
 
-Every metric here is higher-is-better (accuracy, PSNR, SSIM). The rule, one-sided, for each gated
-metric of each variant:
+Every metric here is higher-is-better (accuracy, true_class_prob, PSNR, SSIM). A classifier is gated on
+two: its test accuracy, and true_class_prob, the mean probability it gives each test digit's true class.
+The second is there for power: accuracy scores each of the 1,000 embedded test digits right or wrong, so
+seeds differ mostly by which borderline digits tip over, while the probability moves smoothly; a change
+that costs accuracy costs it too, by more of its own spread (20 seeds each of four injected regressions,
+see the README's gate section). Assumption: what costs accuracy costs the true class's probability; a
+change that cost accuracy alone would be seen at accuracy's own, larger, detectable drop.
+
+The rule, one-sided, for each gated metric of each variant:
 
 * Noise: the variant's seed-to-seed standard deviation, estimated from both sides' seeds together
   (the baseline and the current run train the same recipe, so they share one spread: a two-sample t

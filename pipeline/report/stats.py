@@ -15,7 +15,8 @@
   independent and the calls lean liberal.
 * Many pairs: Holm's step-down correction over all pairs of one table, so the
   family-wise error of a table's "better"/"worse" calls is at most alpha.
-* The regression gate (pipeline.report.gate): one-sided two-sample t on the
+* The regression gate (pipeline.report.gate): for classifiers, test accuracy and the mean probability of
+  the true class; for every gated metric a one-sided two-sample t on the
   difference of means over seeds, each variant's spread from both sides' seeds
   (pooled across variants only for a variant seen once on each side),
   Bonferroni over every gated metric of a check run, against a baseline trained
