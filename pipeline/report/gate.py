@@ -4,7 +4,7 @@ Every metric here is higher-is-better (accuracy, true_class_prob, PSNR, SSIM). A
 two: its test accuracy, and true_class_prob, the mean probability it gives each test digit's true class.
 The second is there for power: accuracy scores each of the 1,000 embedded test digits right or wrong, so
 seeds differ mostly by which borderline digits tip over, while the probability moves smoothly; a change
-that costs accuracy costs it too, by more of its own spread (20 seeds each of four injected regressions,
+that costs accuracy costs it too, by more of its own spread (20 seeds each of nine injected regressions,
 see the README's gate section). Assumption: what costs accuracy costs the true class's probability; a
 change that cost accuracy alone would be seen at accuracy's own, larger, detectable drop.
 
