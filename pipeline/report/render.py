@@ -46,7 +46,7 @@ def html_page(markdown_text: str, title: str, folder: Path) -> str:
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
-_SHOWN = {"classification": ["variant", "rank", "accuracy", "vs leader", "seeds", "params", "epochs",
+_SHOWN = {"classification": ["variant", "rank", "accuracy", "vs leader", "true_class_prob", "seeds", "params", "epochs",
                              "train_s_per_seed", "test_images_per_s"],
           "sr": ["variant", "rank", "psnr", "vs leader", "gain_db", "ssim", "images", "params", "epochs",
                  "train_s_per_seed", "test_images_per_s"]}
@@ -69,7 +69,8 @@ def _classification_section(p, curves: dict[str, pd.DataFrame], models_dir: Path
                                                    for c in range(classes)}})
     text = f"""## Classification ({p.data.classification.source}, {n_test} test images)
 
-Exact McNemar test on per-image correctness, pairs matched by image and seed.
+Exact McNemar test on per-image correctness, pairs matched by image and seed. `true_class_prob`: the
+mean probability given to each test image's true class (the regression gate's second classifier metric).
 {budget_note({"": dict(zip(cls.variant, cls.epochs, strict=True))})}
 Throughput is test-set inference on this machine.
 

@@ -25,14 +25,17 @@ def _read_json(path: Path):
 
 def classification_table(names: list[str], models_dir: Path, eval_dir: Path, alpha: float
                          ) -> tuple[pd.DataFrame, int]:
-    """One row per variant: accuracy mean ± std over seeds, rank and call (McNemar, Holm); test-set size."""
+    """One row per variant: accuracy (and the true class's mean probability) mean ± std over seeds, rank and call
+    (McNemar, Holm); test-set size."""
     correct, rows = {}, []
     for name in names:
         per_image = pd.read_csv(eval_dir / name / "per_image.csv")
         correct[name] = per_image.pivot(index="image", columns="seed", values="correct").astype(bool)
-        acc = _read_json(eval_dir / name / "metrics.json")["test"]["accuracy"]
+        test = _read_json(eval_dir / name / "metrics.json")["test"]
+        acc = test["accuracy"]
         runs = _read_json(models_dir / name / "runs.json")
-        rows.append({"variant": name, "accuracy": pm(acc, 4), "mean": acc["mean"], "std": acc["std"],
+        rows.append({"variant": name, "accuracy": pm(acc, 4), "true_class_prob": pm(test["true_class_prob"], 4),
+                     "mean": acc["mean"], "std": acc["std"],
                      "seeds": acc["n"], "params": runs[0]["params_count"], "epochs": runs[0]["epochs"],
                      "train_s_per_seed": round(float(np.mean([r["train_time_s"] for r in runs])), 1),
                      "test_images_per_s": round(_read_json(eval_dir / name / "speed.json")["images_per_s"])})
