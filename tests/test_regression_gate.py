@@ -97,6 +97,13 @@ def test_statistics():
     assert signed_rank(np.zeros(5)) == 1.0 and signed_rank(np.arange(1, 13)) < 0.001
 
 
+def _verdicts(table: str) -> dict[tuple[str, str], str]:
+    """(variant, metric) -> verdict, read from the markdown table `lstmvision check` prints."""
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")]
+    return {(row[0], row[1]): row[-1] for row in rows if len(row) > 3}
+
+
 @pytest.mark.slow
 def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_project, cli, dvc, set_params):
     """Against the committed ci baseline (seeds 4-13), in one `dvc repro` on seed 24, which it has not seen:
@@ -117,9 +124,7 @@ def test_gate_passes_other_seeds_and_fails_a_model_that_stops_learning(make_proj
 
     failed = cli(["check"], cwd=ci)
     assert failed.returncode == 1
-    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in failed.stdout.splitlines()
-            if line.startswith("| ") and not line.startswith("| variant")]
-    verdicts = {(row[0], row[1]): row[-1] for row in rows if len(row) > 3}
+    verdicts = _verdicts(failed.stdout)
     regressed = {key for key, verdict in verdicts.items() if verdict == "REGRESSED"}
     assert ("lstm_row", "test.accuracy") in regressed
     assert ("lsrcnn", "test.skimage_test.x2.psnr") in regressed
@@ -144,11 +149,10 @@ def test_the_default_gate_flags_an_undertrained_classifier_by_its_true_class_pro
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     failed = cli(["check"], project)
     assert failed.returncode == 1, failed.stdout
-    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in failed.stdout.splitlines()
-            if line.startswith("| ") and not line.startswith("| variant")]
-    regressed = {(row[0], row[1]) for row in rows if row[-1] == "REGRESSED"}
+    verdicts = _verdicts(failed.stdout)
+    regressed = {key for key, verdict in verdicts.items() if verdict == "REGRESSED"}
     assert ("lstm_row", "test.true_class_prob") in regressed and {v for v, _ in regressed} == {"lstm_row"}
-    assert {row[0] for row in rows if row[-1] == "not run"} == {
+    assert {v for (v, _), verdict in verdicts.items() if verdict == "not run"} == {
         "rnn_row", "gru_row", "bilstm_row", "lstm_stacked", "cnn_lstm", "crnn", "lstm_gates",
         "lsrcnn", "lsrcnn_ca", "lsrcnn_sa", "lsrcnn_mixed", "cnn_sr"}
 
